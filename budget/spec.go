@@ -1,0 +1,141 @@
+package budget
+
+import (
+	"errors"
+	"fmt"
+)
+
+// maxCount bounds every count in a [Spec]. PostgreSQL's max_connections
+// cannot exceed 262143, so a larger figure is a typo; the bound also keeps
+// the planner's products inside int64 and every per-instance cap inside int32.
+const maxCount = 1_000_000
+
+// Spec describes one PostgreSQL server and the apps that share it. It is the
+// input to [Plan] and the shape of a spec file (see [ParseSpec]).
+//
+// A Spec may be built in pieces (a Supabase tier supplies Limit and Pooler,
+// a file supplies Apps); it is checked only when planned.
+type Spec struct {
+	// Limit is the server's max_connections.
+	Limit int `json:"limit"`
+	// Reserved is taken off Limit before any app: superuser-reserved slots,
+	// dashboards, migrations, the monitor, the provider's own services.
+	Reserved int `json:"reserved"`
+	// Pooler is the transaction-mode pooler in front of the server, or nil
+	// when apps connect straight to the server.
+	Pooler *Pooler `json:"pooler,omitempty"`
+	// Apps share what is left, in this order; the order breaks ties.
+	Apps []App `json:"apps"`
+}
+
+// Pooler describes a transaction-mode pooler (Supavisor, PgBouncer). Its
+// server side is a fixed cost on the server; pooled connections then count
+// against its client limit instead of the server's.
+type Pooler struct {
+	// ServerConns is how many server connections the pooler itself may
+	// open (its pool size).
+	ServerConns int `json:"server_conns"`
+	// MaxClients is how many client connections the pooler accepts.
+	MaxClients int `json:"max_clients"`
+}
+
+// App is one service, run as Instances identical processes. Every figure
+// except Instances is per instance, because each instance configures its own
+// pool.
+type App struct {
+	// Name identifies the app; the pool finds its caps by it.
+	Name string `json:"name"`
+	// Instances is how many processes run this app; at least 1.
+	Instances int `json:"instances"`
+	// Weight is the app's per-instance share of what is left after every
+	// app has its minimum; 0 counts as 1.
+	Weight int `json:"weight,omitempty"`
+	// Min is the fewest pooled connections per instance; the planner never
+	// gives fewer than 1, so 0 means 1.
+	Min int `json:"min,omitempty"`
+	// Max caps pooled connections per instance; 0 means no cap.
+	Max int `json:"max,omitempty"`
+	// Direct is how many connections per instance bypass the pooler
+	// (LISTEN, session locks, migrations). It is granted as is, not shared.
+	Direct int `json:"direct,omitempty"`
+}
+
+// Validate reports every field that makes s unplannable, naming the field
+// and the app. It does not check whether the apps fit: [Plan] does that and
+// explains with an [InfeasibleError].
+func (s Spec) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("budget: "+format, args...))
+	}
+	switch {
+	case s.Limit < 1:
+		add("limit must be at least 1, got %d", s.Limit)
+	case s.Limit > maxCount:
+		add("limit %d is above the most supported (%d)", s.Limit, maxCount)
+	}
+	switch {
+	case s.Reserved < 0:
+		add("reserved must not be negative, got %d", s.Reserved)
+	case s.Limit >= 1 && s.Reserved >= s.Limit:
+		add("limit %d must be above reserved %d", s.Limit, s.Reserved)
+	}
+	if p := s.Pooler; p != nil {
+		checkCount(add, "pooler.", "server_conns", p.ServerConns, 1)
+		checkCount(add, "pooler.", "max_clients", p.MaxClients, 1)
+	}
+	if len(s.Apps) == 0 {
+		add("apps: none listed")
+	}
+	seen := make(map[string]int, len(s.Apps))
+	for i, a := range s.Apps {
+		label := appLabel(i, a.Name)
+		if a.Name == "" {
+			add("%s: name is empty", label)
+		} else if j, dup := seen[a.Name]; dup {
+			add("apps[%d]: name %q is already used by apps[%d]", i, a.Name, j)
+		} else {
+			seen[a.Name] = i
+		}
+		prefix := label + ": "
+		checkCount(add, prefix, "instances", a.Instances, 1)
+		checkCount(add, prefix, "weight", a.Weight, 0)
+		checkCount(add, prefix, "min", a.Min, 0)
+		checkCount(add, prefix, "max", a.Max, 0)
+		checkCount(add, prefix, "direct", a.Direct, 0)
+		if a.Max > 0 && a.Min > a.Max {
+			add("%smin %d is above max %d", prefix, a.Min, a.Max)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkCount(add func(string, ...any), prefix, field string, v, least int) {
+	switch {
+	case v < least && least == 0:
+		add("%s%s must not be negative, got %d", prefix, field, v)
+	case v < least:
+		add("%s%s must be at least %d, got %d", prefix, field, least, v)
+	case v > maxCount:
+		add("%s%s %d is above the most supported (%d)", prefix, field, v, maxCount)
+	}
+}
+
+// appLabel names an app in messages by its name when it has one, because
+// that is what the reader wrote; the index is the fallback.
+func appLabel(i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("apps[%d]", i)
+	}
+	return fmt.Sprintf("app %q", name)
+}
+
+func (s Spec) clone() Spec {
+	c := s
+	if s.Pooler != nil {
+		p := *s.Pooler
+		c.Pooler = &p
+	}
+	c.Apps = append([]App(nil), s.Apps...)
+	return c
+}

@@ -1,0 +1,145 @@
+// Command budget prints the connection plan for a spec file, or explains why
+// the spec does not fit.
+//
+//	go run ./examples/budget -f examples/budget/seed-free.yaml
+//	go run ./examples/budget -f examples/budget/seed-free.yaml -naive 4
+//
+// With -naive N it first tries the same apps the way services size their
+// pools by default, N connections per instance straight to the server with
+// no pooler, and shows why that does not fit, then prints the plan.
+//
+// It exits 0 when the plan fits, 1 when it does not, and 2 on bad usage.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/supapool/supapool/budget"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("budget", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "spec file, YAML or JSON (required)")
+	naive := fs.Int("naive", 0, "first show the apps with `N` connections per instance, no pooler")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: budget -f spec.yaml [-naive N]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *file == "" || fs.NArg() > 0 || *naive < 0 {
+		fs.Usage()
+		return 2
+	}
+	spec, err := budget.LoadFile(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, wrap(err.Error(), 78))
+		return 1
+	}
+
+	if *naive > 0 {
+		fmt.Fprintf(stdout, "naive: %d connections per instance for every app, no pooler\n", *naive)
+		if plan, err := budget.Plan(naiveSpec(spec, *naive)); err != nil {
+			fmt.Fprintln(stdout, wrap(err.Error(), 78))
+		} else {
+			printPlan(stdout, plan)
+		}
+		fmt.Fprintln(stdout)
+		fmt.Fprintln(stdout, "planned:")
+	}
+
+	plan, err := budget.Plan(spec)
+	if err != nil {
+		fmt.Fprintln(stderr, wrap(err.Error(), 78))
+		return 1
+	}
+	printPlan(stdout, plan)
+	return 0
+}
+
+// naiveSpec is what happens without a plan: every instance opens n
+// connections of its own straight to the server.
+func naiveSpec(s budget.Spec, n int) budget.Spec {
+	out := budget.Spec{Limit: s.Limit, Reserved: s.Reserved}
+	for _, a := range s.Apps {
+		out.Apps = append(out.Apps, budget.App{Name: a.Name, Instances: a.Instances, Min: n, Max: n})
+	}
+	return out
+}
+
+func printPlan(w io.Writer, plan *budget.Allocation) {
+	spec := plan.Spec()
+	nameWidth := len("reserved")
+	for _, a := range spec.Apps {
+		nameWidth = max(nameWidth, min(len(a.Name), 20))
+	}
+	row := func(name, inst, pooled, direct, server, clients, share string) {
+		if len(name) > nameWidth {
+			name = name[:nameWidth-1] + "…"
+		}
+		fmt.Fprintf(w, "%-*s %9s %12s %12s %7s %7s %9s\n", nameWidth, name, inst, pooled, direct, server, clients, share)
+	}
+	pct := func(n, of int) string { return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(of)) }
+	clients := func(n int) string {
+		if spec.Pooler == nil {
+			return "-"
+		}
+		return fmt.Sprint(n)
+	}
+
+	row("app", "instances", "pooled/inst", "direct/inst", "server", "pooler", "of limit")
+	instances := 0
+	for _, a := range plan.Apps() {
+		instances += a.Instances
+		row(a.Name, fmt.Sprint(a.Instances), fmt.Sprint(a.Alloc.MaxConns), fmt.Sprint(a.Alloc.MaxDirectConns),
+			fmt.Sprint(a.ServerConns), clients(a.PoolerClients), pct(a.ServerConns, spec.Limit))
+	}
+	if spec.Reserved > 0 {
+		row("reserved", "", "", "", fmt.Sprint(spec.Reserved), "", pct(spec.Reserved, spec.Limit))
+	}
+	if spec.Pooler != nil {
+		row("pooler", "", "", "", fmt.Sprint(spec.Pooler.ServerConns), "", pct(spec.Pooler.ServerConns, spec.Limit))
+	}
+	row("total", fmt.Sprint(instances), "", "", fmt.Sprint(plan.ServerConns()), clients(plan.PoolerClients()),
+		pct(plan.ServerConns(), spec.Limit))
+
+	summary := fmt.Sprintf("server conns %d of %d", plan.ServerConns(), spec.Limit)
+	if spec.Pooler != nil {
+		summary += fmt.Sprintf(", pooler clients %d of %d", plan.PoolerClients(), spec.Pooler.MaxClients)
+	}
+	fmt.Fprintln(w, summary)
+}
+
+// wrap breaks an explanation into lines of at most width columns, indenting
+// continuations, so a long infeasibility message stays readable in a
+// terminal. Existing line breaks (joined errors) are kept.
+func wrap(s string, width int) string {
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, word := range strings.Fields(para) {
+			switch {
+			case line == "":
+				line = word
+			case len([]rune(line))+1+len([]rune(word)) > width:
+				out = append(out, line)
+				line = "    " + word
+			default:
+				line += " " + word
+			}
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
