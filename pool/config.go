@@ -1,0 +1,289 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+)
+
+// Environment variables read by [ConfigFromEnv].
+const (
+	EnvDirectURL      = "DATABASE_URL"
+	EnvPooledURL      = "DATABASE_POOLED_URL"
+	EnvPooledMode     = "DATABASE_POOLED_MODE"
+	EnvAppName        = "DATABASE_APP_NAME"
+	EnvMaxConns       = "DATABASE_MAX_CONNS"
+	EnvMaxDirectConns = "DATABASE_MAX_DIRECT_CONNS"
+	EnvTxRoute        = "DATABASE_TX_ROUTE"
+	EnvBudget         = "SUPAPOOL_BUDGET"
+)
+
+// Defaults for Config's zero fields. They suit serverless instances: no
+// connection is opened before it is needed, and idle ones close quickly.
+const (
+	DefaultMaxConns          int32 = 4
+	DefaultMaxDirectConns    int32 = 2
+	DefaultMaxConnIdleTime         = 30 * time.Second
+	DefaultMaxConnLifetime         = 30 * time.Minute
+	DefaultHealthCheckPeriod       = 15 * time.Second
+	DefaultListenerQueueSize       = 1024
+)
+
+// Config configures a [Pool]. The zero value of each field means its
+// documented default; only DirectURL is required.
+type Config struct {
+	// AppName is sent as application_name on every connection, so
+	// pg_stat_activity (and supapool's monitor) shows who holds them.
+	// Default: the executable's name.
+	AppName string
+
+	// DirectURL reaches PostgreSQL without a transaction pooler
+	// (Supabase: db.REF.supabase.co:5432, or the session pooler on
+	// port 5432). Session work always goes here. Required.
+	DirectURL string
+
+	// PooledURL reaches PostgreSQL through a pooler (Supabase: the
+	// transaction pooler on port 6543). Ordinary queries go here. Empty
+	// means every call goes to DirectURL, through a pool of its own capped
+	// at MaxConns, so code behaves the same when a pooler is added later.
+	PooledURL string
+
+	// PooledMode says what kind of pooler PooledURL reaches. Default:
+	// detected from the URL (?pgbouncer=true and Supabase's port 6543 mean
+	// transaction mode, Supabase's pooler on 5432 means session mode), and
+	// a PooledURL with no marker is taken to be a transaction pooler,
+	// which is the safe assumption.
+	PooledMode PoolerMode
+
+	// MaxConns caps the pooled route's connections per instance.
+	// Default 4, or Prisma's connection_limit in PooledURL.
+	MaxConns int32
+
+	// MaxDirectConns caps the direct route's connections per instance,
+	// the listener's included. Default 2, or connection_limit in
+	// DirectURL.
+	MaxDirectConns int32
+
+	// TxRoute is where Begin and BeginTx go. Default Direct: a direct
+	// transaction may hold session state and never waits for a pooler
+	// slot. Pooled is safe too, because a transaction-mode pooler keeps a
+	// transaction on one server connection, and it saves direct
+	// connections; but SET (without LOCAL), LISTEN and session advisory
+	// locks inside it end with the transaction.
+	TxRoute Route
+
+	// ExecMode is how the pooled route sends queries. Default: on a
+	// transaction pooler pgx.QueryExecModeCacheDescribe, which cannot
+	// collide with other clients' prepared statements and was measured
+	// fastest of the safe modes (see README); otherwise pgx's default. A
+	// default_query_exec_mode in PooledURL is kept as the user's choice.
+	ExecMode pgx.QueryExecMode
+
+	// AcquireTimeout bounds the wait for a connection when the caller's
+	// context has no earlier deadline. Default 0: the context alone
+	// decides, or Prisma's pool_timeout when the URL has one.
+	AcquireTimeout time.Duration
+
+	// MaxConnIdleTime closes connections idle this long. Default 30s.
+	MaxConnIdleTime time.Duration
+
+	// MaxConnLifetime closes connections this old (with 10% jitter).
+	// Default 30m.
+	MaxConnLifetime time.Duration
+
+	// HealthCheckPeriod is how often idle connections are checked against
+	// MaxConnIdleTime and MaxConnLifetime. Default 15s. It sends nothing
+	// to the server.
+	HealthCheckPeriod time.Duration
+
+	// ConfigurePooled and ConfigureDirect may change each route's pgxpool
+	// configuration after supapool has set it up (tracers, TLS, type
+	// registration in AfterConnect, ...). MaxConns set here is ignored:
+	// the caps above rule.
+	ConfigurePooled func(*pgxpool.Config) error
+	ConfigureDirect func(*pgxpool.Config) error
+
+	// Logger receives supapool's logs, with the app and route as fields.
+	// Default: zap.NewNop().
+	Logger *zap.Logger
+
+	// ListenerQueueSize bounds each listened channel's queue of
+	// notifications waiting for its handler. Default 1024. When a queue is
+	// full, notifications are dropped, counted, and reported through
+	// OnListenerGap: never silently.
+	ListenerQueueSize int
+
+	// OnListenerReconnect is called after the listener lost its
+	// connection and has listened to every channel again. PostgreSQL
+	// does not keep notifications for a listener that is gone, so the
+	// service must resync whatever the notifications kept fresh.
+	OnListenerReconnect func(ctx context.Context)
+
+	// OnListenerGap is called, on the channel's own delivery goroutine and
+	// in order with its notifications, when dropped notifications of that
+	// channel were lost because its queue was full. Default: a warning in
+	// the log (the drop is always counted in Stat).
+	OnListenerGap func(ctx context.Context, channel string, dropped int64)
+
+	// sources says where the caps came from, for New to log.
+	sources []string
+}
+
+// ConfigFromEnv reads a Config from the environment; see the package
+// documentation and README for each variable.
+func ConfigFromEnv() (Config, error) {
+	return ConfigFromLookup(os.LookupEnv)
+}
+
+// ConfigFromLookup is ConfigFromEnv reading variables through lookup, so
+// that callers (the supabase package, tests) can supply or derive values.
+func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k string) string {
+		v, _ := lookup(k)
+		return strings.TrimSpace(v)
+	}
+	c := Config{
+		DirectURL: get(EnvDirectURL),
+		PooledURL: get(EnvPooledURL),
+		AppName:   get(EnvAppName),
+	}
+	if c.DirectURL == "" {
+		return Config{}, fmt.Errorf("pool: %s is not set; it must hold the direct PostgreSQL URL (Supabase: postgresql://postgres:PASSWORD@db.REF.supabase.co:5432/postgres)", EnvDirectURL)
+	}
+	var err error
+	if v := get(EnvPooledMode); v != "" {
+		if c.PooledMode, err = ParsePoolerMode(v); err != nil {
+			return Config{}, fmt.Errorf("pool: %s: %w", EnvPooledMode, unprefix(err))
+		}
+	}
+	if v := get(EnvTxRoute); v != "" {
+		if c.TxRoute, err = ParseRoute(v); err != nil {
+			return Config{}, fmt.Errorf("pool: %s: %w", EnvTxRoute, unprefix(err))
+		}
+	}
+	if c.AppName == "" {
+		c.AppName = defaultAppName()
+	}
+	if err := applyBudget(&c, get(EnvBudget)); err != nil {
+		return Config{}, err
+	}
+	for _, v := range []struct {
+		name string
+		dst  *int32
+	}{{EnvMaxConns, &c.MaxConns}, {EnvMaxDirectConns, &c.MaxDirectConns}} {
+		s := get(v.name)
+		if s == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("pool: %s=%q, expected a whole number of at least 1", v.name, s)
+		}
+		*v.dst = int32(n)
+		c.sources = append(c.sources, v.name)
+	}
+	return c, nil
+}
+
+func unprefix(err error) error {
+	return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "pool: "))
+}
+
+func defaultAppName() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "supapool"
+	}
+	return filepath.Base(exe)
+}
+
+// resolved is a validated Config with defaults applied and URLs cleaned.
+type resolved struct {
+	Config
+	direct dsn
+	pooled dsn // url empty when there is no PooledURL
+}
+
+func (c Config) resolve() (resolved, error) {
+	r := resolved{Config: c}
+	var err error
+	if r.direct, err = parseDSN(fieldName("DirectURL", EnvDirectURL), c.DirectURL); err != nil {
+		return r, err
+	}
+	if r.direct.mode == TransactionPooler {
+		return r, fmt.Errorf("pool: DirectURL (%s) points at a transaction pooler (host %s), where LISTEN, session state and multi-statement work break silently; use the direct URL (port 5432) there and put this one in PooledURL (%s)", EnvDirectURL, r.direct.host, EnvPooledURL)
+	}
+	if c.PooledURL != "" {
+		if r.pooled, err = parseDSN(fieldName("PooledURL", EnvPooledURL), c.PooledURL); err != nil {
+			return r, err
+		}
+		switch {
+		case c.PooledMode != DetectMode:
+			r.pooled.mode = c.PooledMode
+		case r.pooled.mode == NoPooler:
+			r.pooled.mode = TransactionPooler
+		}
+	}
+	if r.AppName == "" {
+		r.AppName = defaultAppName()
+	}
+	if r.MaxConns < 0 || r.MaxDirectConns < 0 {
+		return r, fmt.Errorf("pool: MaxConns (%d) and MaxDirectConns (%d) must not be negative", r.MaxConns, r.MaxDirectConns)
+	}
+	if r.MaxConns == 0 {
+		r.MaxConns = DefaultMaxConns
+		if r.pooled.connectionLimit > 0 {
+			r.MaxConns = r.pooled.connectionLimit
+		} else if r.pooled.url == "" && r.direct.connectionLimit > 0 {
+			r.MaxConns = r.direct.connectionLimit
+		}
+	}
+	if r.MaxDirectConns == 0 {
+		r.MaxDirectConns = DefaultMaxDirectConns
+		if r.direct.connectionLimit > 0 {
+			r.MaxDirectConns = r.direct.connectionLimit
+		}
+	}
+	switch r.TxRoute {
+	case 0:
+		r.TxRoute = Direct
+	case Pooled, Direct:
+	default:
+		return r, fmt.Errorf("pool: TxRoute %d is not a route, expected pool.Pooled or pool.Direct", r.TxRoute)
+	}
+	if r.AcquireTimeout == 0 {
+		r.AcquireTimeout = r.pooled.poolTimeout
+		if r.pooled.url == "" {
+			r.AcquireTimeout = r.direct.poolTimeout
+		}
+	}
+	if r.MaxConnIdleTime == 0 {
+		r.MaxConnIdleTime = DefaultMaxConnIdleTime
+	}
+	if r.MaxConnLifetime == 0 {
+		r.MaxConnLifetime = DefaultMaxConnLifetime
+	}
+	if r.HealthCheckPeriod == 0 {
+		r.HealthCheckPeriod = DefaultHealthCheckPeriod
+	}
+	if r.Logger == nil {
+		r.Logger = zap.NewNop()
+	}
+	if r.ListenerQueueSize < 0 {
+		return r, fmt.Errorf("pool: ListenerQueueSize %d must not be negative", r.ListenerQueueSize)
+	}
+	if r.ListenerQueueSize == 0 {
+		r.ListenerQueueSize = DefaultListenerQueueSize
+	}
+	return r, nil
+}
+
+func fieldName(field, env string) string { return field + " (" + env + ")" }

@@ -1,0 +1,114 @@
+package pool
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// gate admits at most cap callers to a route at once, first come first
+// served. The cap starts at the route's MaxConns; when the server says it
+// is full, the cap drops to the connections the route already holds, so
+// callers wait for one of those instead of asking the server for more, and
+// it climbs back by one per raiseEvery while the server keeps accepting.
+//
+// pgxpool caps the route at MaxConns on its own; the gate exists because
+// that cap cannot shrink while the server is full.
+type gate struct {
+	mu      sync.Mutex
+	max     int32
+	cap     int32
+	inUse   int32
+	waiters list.List // of chan struct{}
+	lowered time.Time
+	reduced atomic.Bool // cap < max; keeps ok() lock-free in the common case
+}
+
+const raiseEvery = 200 * time.Millisecond
+
+func newGate(max int32) *gate { return &gate{max: max, cap: max} }
+
+// enter waits for a place, or for ctx to end.
+func (g *gate) enter(ctx context.Context) error {
+	g.mu.Lock()
+	if g.inUse < g.cap && g.waiters.Len() == 0 {
+		g.inUse++
+		g.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	el := g.waiters.PushBack(ch)
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		select {
+		case <-ch:
+			// Admitted while giving up: pass the place on.
+			g.inUse--
+			g.admit()
+		default:
+			g.waiters.Remove(el)
+		}
+		g.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// leave gives a place back.
+func (g *gate) leave() {
+	g.mu.Lock()
+	g.inUse--
+	g.admit()
+	g.mu.Unlock()
+}
+
+// admit lets waiters in while there is room; g.mu is held.
+func (g *gate) admit() {
+	for g.inUse < g.cap && g.waiters.Len() > 0 {
+		ch := g.waiters.Remove(g.waiters.Front()).(chan struct{})
+		g.inUse++
+		close(ch)
+	}
+}
+
+// full lowers the cap to the connections the route holds (at least one, so
+// that somebody keeps trying).
+func (g *gate) full(held int32) {
+	g.mu.Lock()
+	if held < 1 {
+		held = 1
+	}
+	if held < g.cap {
+		g.cap = held
+	}
+	g.lowered = time.Now()
+	g.reduced.Store(g.cap < g.max)
+	g.mu.Unlock()
+}
+
+// ok records a successful acquire and raises a lowered cap slowly.
+func (g *gate) ok() {
+	if !g.reduced.Load() {
+		return
+	}
+	g.mu.Lock()
+	if g.cap < g.max && time.Since(g.lowered) >= raiseEvery {
+		g.cap++
+		g.lowered = time.Now()
+		g.reduced.Store(g.cap < g.max)
+		g.admit()
+	}
+	g.mu.Unlock()
+}
+
+// limit is the current cap.
+func (g *gate) limit() int32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cap
+}

@@ -1,0 +1,495 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+)
+
+// Handler receives one notification. It runs on its channel's own
+// goroutine: notifications of a channel arrive in order, and a slow handler
+// delays only its own channel. An error or panic is logged and counted and
+// does not stop the listener.
+type Handler func(ctx context.Context, n *pgconn.Notification) error
+
+// PostgreSQL's limits: a payload must be shorter than 8000 bytes, and a
+// channel is an identifier of at most 63 bytes (longer ones are cut short
+// by the server, so LISTEN and NOTIFY would disagree on the name).
+const (
+	MaxPayload     = 7999
+	MaxChannelName = 63
+)
+
+// How the listener waits: backoff between reconnect attempts stays short
+// so it resumes within about a second of the server coming back, and an
+// idle connection is pinged now and then so that a silently dead one is
+// noticed.
+const (
+	listenerMinBackoff   = 50 * time.Millisecond
+	listenerMaxBackoff   = time.Second
+	listenerPingInterval = 15 * time.Second
+)
+
+// Listener delivers LISTEN/NOTIFY notifications over ONE direct
+// connection, whatever the number of channels, because a LISTEN through a
+// transaction pooler silently never delivers. The connection counts
+// against MaxDirectConns. When it is lost, the listener reconnects with
+// jittered backoff, listens to every channel again and calls
+// Config.OnListenerReconnect. Get it with [Pool.Listener].
+type Listener struct {
+	p   *Pool
+	log *zap.Logger
+
+	startOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+	runDone   chan struct{}
+	cmds      chan listenCmd
+
+	// interrupt wakes the reader when a command waits.
+	imu       sync.Mutex
+	interrupt context.CancelFunc
+
+	workers sync.WaitGroup
+
+	// counters for Stat
+	connected     atomic.Bool
+	channels      atomic.Int64
+	delivered     atomic.Int64
+	dropped       atomic.Int64
+	handlerErrors atomic.Int64
+	reconnects    atomic.Int64
+}
+
+// ListenerStat describes a Listener.
+type ListenerStat struct {
+	Connected bool  // holds a live connection now
+	Channels  int64 // channels listened to
+	// Delivered counts notifications handed to handlers; Dropped those
+	// lost to full queues (each reported through OnListenerGap);
+	// HandlerErrors handler errors and panics; Reconnects recoveries after
+	// a lost connection.
+	Delivered, Dropped, HandlerErrors, Reconnects int64
+}
+
+type listenCmd struct {
+	listen  bool
+	channel string
+	handler Handler
+	done    chan error
+}
+
+// channel is one listened channel's queue and delivery goroutine.
+type channel struct {
+	name    string
+	handler Handler
+	queue   chan item
+	wake    chan struct{}
+	pending atomic.Int64 // drops not yet attached to a queued item
+}
+
+type item struct {
+	n   *pgconn.Notification
+	gap int64 // notifications dropped just before this one
+}
+
+// Listener returns the pool's listener. It opens its connection on the
+// first Listen.
+func (p *Pool) Listener() *Listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.listener == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.listener = &Listener{
+			p:       p,
+			log:     p.log.With(zap.String("component", "listener")),
+			ctx:     ctx,
+			cancel:  cancel,
+			runDone: make(chan struct{}),
+			cmds:    make(chan listenCmd),
+		}
+	}
+	return p.listener
+}
+
+// Notify sends a notification with pg_notify on the pooled route (NOTIFY
+// works through a transaction pooler; only LISTEN does not).
+func (p *Pool) Notify(ctx context.Context, channel, payload string) error {
+	if err := checkChannel(channel); err != nil {
+		return err
+	}
+	if len(payload) > MaxPayload {
+		return fmt.Errorf("pool: notify %q: payload is %d bytes, PostgreSQL accepts at most %d", channel, len(payload), MaxPayload)
+	}
+	_, err := p.Exec(ctx, "select pg_notify($1, $2)", channel, payload)
+	return err
+}
+
+func checkChannel(name string) error {
+	if name == "" {
+		return errors.New("pool: channel name is empty")
+	}
+	if len(name) > MaxChannelName {
+		return fmt.Errorf("pool: channel name is %d bytes, PostgreSQL allows at most %d", len(name), MaxChannelName)
+	}
+	return nil
+}
+
+// Listen starts delivering notifications of channel to h and returns once
+// the server has confirmed the LISTEN: a notification sent after Listen
+// returns is delivered. Any channel name works; it is quoted as an
+// identifier.
+func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error {
+	if err := checkChannel(channel); err != nil {
+		return err
+	}
+	if h == nil {
+		return errors.New("pool: Listen needs a handler")
+	}
+	return l.do(ctx, listenCmd{listen: true, channel: channel, handler: h})
+}
+
+// Unlisten stops delivering notifications of channel. Notifications
+// already queued are still delivered.
+func (l *Listener) Unlisten(ctx context.Context, channel string) error {
+	return l.do(ctx, listenCmd{channel: channel})
+}
+
+func (l *Listener) do(ctx context.Context, cmd listenCmd) error {
+	if l.p.closed.Load() {
+		return ErrClosed
+	}
+	l.startOnce.Do(func() { go l.run() })
+	cmd.done = make(chan error, 1)
+	select {
+	case l.cmds <- cmd:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.runDone:
+		return ErrClosed
+	}
+	select {
+	case err := <-cmd.done:
+		return err
+	case <-ctx.Done():
+		// The command still completes in the background.
+		return ctx.Err()
+	}
+}
+
+// Stat returns a snapshot of the listener's counters.
+func (l *Listener) Stat() ListenerStat {
+	return ListenerStat{
+		Connected:     l.connected.Load(),
+		Channels:      l.channels.Load(),
+		Delivered:     l.delivered.Load(),
+		Dropped:       l.dropped.Load(),
+		HandlerErrors: l.handlerErrors.Load(),
+		Reconnects:    l.reconnects.Load(),
+	}
+}
+
+func (l *Listener) close() {
+	l.cancel()
+	l.startOnce.Do(func() { close(l.runDone) }) // never started: nothing to wait for
+	<-l.runDone
+	l.workers.Wait()
+}
+
+// run owns the listener's connection: it connects, listens, reads
+// notifications and carries out Listen and Unlisten. Nothing else touches
+// the connection.
+func (l *Listener) run() {
+	defer close(l.runDone)
+	chans := map[string]*channel{}
+	defer func() {
+		for _, ch := range chans {
+			close(ch.queue)
+		}
+	}()
+	var (
+		c       *pgxpool.Conn
+		waiting []listenCmd // commands that wait for a connection
+		lost    bool        // a connection was lost since the last recovery
+	)
+	r := l.p.direct
+	drop := func(err error) {
+		if c == nil {
+			return
+		}
+		l.log.Warn("supapool: listener connection lost; reconnecting", zap.Error(err))
+		r.discard(c)
+		c = nil
+		lost = true
+		l.connected.Store(false)
+	}
+	defer func() {
+		if c != nil {
+			r.discard(c)
+			l.connected.Store(false)
+		}
+		for _, cmd := range waiting {
+			cmd.done <- ErrClosed
+		}
+	}()
+	backoff := listenerMinBackoff
+	for {
+		if l.ctx.Err() != nil {
+			return
+		}
+		if c == nil {
+			var err error
+			c, err = l.connect(chans)
+			if err != nil {
+				if l.ctx.Err() != nil {
+					return
+				}
+				l.log.Debug("supapool: listener connect failed", zap.Error(err))
+				if !l.sleep(backoff, &waiting) {
+					return
+				}
+				backoff = min(backoff*2, listenerMaxBackoff)
+				continue
+			}
+			backoff = listenerMinBackoff
+			l.connected.Store(true)
+			if lost {
+				lost = false
+				l.reconnects.Add(1)
+				l.log.Info("supapool: listener reconnected; notifications sent meanwhile are lost", zap.Int("channels", len(chans)))
+				if f := l.p.cfg.OnListenerReconnect; f != nil {
+					f(l.ctx)
+				}
+			}
+			for _, cmd := range waiting {
+				l.apply(c, chans, cmd, drop)
+			}
+			waiting = nil
+			continue
+		}
+
+		// Wait for a notification, a command, or time to check the
+		// connection.
+		wctx, cancel := context.WithTimeout(l.ctx, listenerPingInterval)
+		l.imu.Lock()
+		l.interrupt = cancel
+		l.imu.Unlock()
+		cmdCh := make(chan listenCmd, 1)
+		stopFwd := make(chan struct{})
+		go func() {
+			select {
+			case cmd := <-l.cmds:
+				cmdCh <- cmd
+				cancel()
+			case <-stopFwd:
+			}
+		}()
+		n, err := c.Conn().WaitForNotification(wctx)
+		close(stopFwd)
+		cancel()
+		var cmd *listenCmd
+		select {
+		case got := <-cmdCh:
+			cmd = &got
+		default:
+		}
+		switch {
+		case err == nil:
+			l.dispatch(chans, n)
+		case l.ctx.Err() != nil:
+			if cmd != nil {
+				cmd.done <- ErrClosed
+			}
+			return
+		case wctx.Err() != nil && pgconn.Timeout(err) && !c.Conn().IsClosed():
+			if cmd == nil {
+				// Idle for a while: make sure the connection is alive.
+				pctx, pcancel := context.WithTimeout(l.ctx, 5*time.Second)
+				if perr := c.Ping(pctx); perr != nil {
+					drop(perr)
+				}
+				pcancel()
+			}
+		default:
+			drop(err)
+		}
+		if cmd != nil {
+			if c == nil {
+				l.prepare(chans, *cmd, &waiting)
+			} else {
+				l.apply(c, chans, *cmd, drop)
+			}
+		}
+	}
+}
+
+// connect borrows a direct connection and listens to every channel.
+func (l *Listener) connect(chans map[string]*channel) (*pgxpool.Conn, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+	defer cancel()
+	c, err := l.p.direct.acquire(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	for name := range chans {
+		if _, err := c.Exec(ctx, "listen "+pgx.Identifier{name}.Sanitize()); err != nil {
+			l.p.direct.discard(c)
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// sleep waits for d while queuing commands that arrive meanwhile (they are
+// carried out once connected). It reports false when the listener closes.
+func (l *Listener) sleep(d time.Duration, waiting *[]listenCmd) bool {
+	d += rand.N(d / 2)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case cmd := <-l.cmds:
+			*waiting = append(*waiting, cmd)
+		}
+	}
+}
+
+// prepare handles a command while disconnected: Unlisten can finish at
+// once; Listen must wait for the server's confirmation.
+func (l *Listener) prepare(chans map[string]*channel, cmd listenCmd, waiting *[]listenCmd) {
+	if !cmd.listen {
+		l.remove(chans, cmd.channel)
+		cmd.done <- nil
+		return
+	}
+	*waiting = append(*waiting, cmd)
+}
+
+// apply carries out a command on the live connection.
+func (l *Listener) apply(c *pgxpool.Conn, chans map[string]*channel, cmd listenCmd, drop func(error)) {
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+	defer cancel()
+	ident := pgx.Identifier{cmd.channel}.Sanitize()
+	if !cmd.listen {
+		l.remove(chans, cmd.channel)
+		if _, err := c.Exec(ctx, "unlisten "+ident); err != nil {
+			// Not listening is what we want; a new connection will not
+			// listen to this channel anyway.
+			drop(err)
+		}
+		cmd.done <- nil
+		return
+	}
+	if _, ok := chans[cmd.channel]; ok {
+		cmd.done <- fmt.Errorf("pool: already listening on channel %q", cmd.channel)
+		return
+	}
+	if _, err := c.Exec(ctx, "listen "+ident); err != nil {
+		cmd.done <- fmt.Errorf("pool: listen %q: %w", cmd.channel, err)
+		if c.Conn().IsClosed() {
+			drop(err)
+		}
+		return
+	}
+	ch := &channel{
+		name:    cmd.channel,
+		handler: cmd.handler,
+		queue:   make(chan item, l.p.cfg.ListenerQueueSize),
+		wake:    make(chan struct{}, 1),
+	}
+	chans[cmd.channel] = ch
+	l.channels.Store(int64(len(chans)))
+	l.workers.Add(1)
+	go l.deliver(ch)
+	cmd.done <- nil
+}
+
+func (l *Listener) remove(chans map[string]*channel, name string) {
+	if ch, ok := chans[name]; ok {
+		delete(chans, name)
+		close(ch.queue)
+		l.channels.Store(int64(len(chans)))
+	}
+}
+
+// dispatch queues a notification for its channel without ever blocking
+// the reader: a full queue drops it, counts it and signals the gap.
+func (l *Listener) dispatch(chans map[string]*channel, n *pgconn.Notification) {
+	ch, ok := chans[n.Channel]
+	if !ok {
+		return // unlistened a moment ago
+	}
+	select {
+	case ch.queue <- item{n: n, gap: ch.pending.Swap(0)}:
+	default:
+		ch.pending.Add(1)
+		l.dropped.Add(1)
+		select {
+		case ch.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// deliver runs a channel's handler on each queued notification, in order.
+func (l *Listener) deliver(ch *channel) {
+	defer l.workers.Done()
+	for {
+		select {
+		case it, ok := <-ch.queue:
+			if !ok {
+				if g := ch.pending.Swap(0); g > 0 {
+					l.gap(ch, g)
+				}
+				return
+			}
+			if it.gap > 0 {
+				l.gap(ch, it.gap)
+			}
+			l.handle(ch, it.n)
+		case <-ch.wake:
+			// Drops with nothing queued after them yet: report them
+			// once everything before them has been delivered.
+			if len(ch.queue) == 0 {
+				if g := ch.pending.Swap(0); g > 0 {
+					l.gap(ch, g)
+				}
+			}
+		}
+	}
+}
+
+func (l *Listener) handle(ch *channel, n *pgconn.Notification) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.handlerErrors.Add(1)
+			l.log.Error("supapool: listener handler panicked", zap.String("channel", ch.name), zap.Any("panic", v))
+		}
+	}()
+	l.delivered.Add(1)
+	if err := ch.handler(l.ctx, n); err != nil {
+		l.handlerErrors.Add(1)
+		l.log.Warn("supapool: listener handler failed", zap.String("channel", ch.name), zap.Error(err))
+	}
+}
+
+func (l *Listener) gap(ch *channel, dropped int64) {
+	if f := l.p.cfg.OnListenerGap; f != nil {
+		f(l.ctx, ch.name, dropped)
+		return
+	}
+	l.log.Warn("supapool: listener queue full; notifications dropped", zap.String("channel", ch.name), zap.Int64("dropped", dropped))
+}

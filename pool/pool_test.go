@@ -1,0 +1,327 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/supapool/supapool/internal/testbed"
+	"github.com/supapool/supapool/pool"
+)
+
+// The seed's URL form, copied from a Prisma setup, makes plain pgx fail;
+// supapool connects, and 40 goroutines of QueryRow through the
+// transaction pooler see no error (pgx's default cache fails about half of
+// them here: see the testbed's contrast test).
+func TestSeedPooledURLWorksUnderConcurrency(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	seedURL := bed.PooledURL + "&pgbouncer=true&connection_limit=40"
+
+	_, err := pgx.Connect(ctx, seedURL)
+	require.Error(t, err, "plain pgx refuses ?pgbouncer=true (this is the problem being solved)")
+
+	p := newPool(t, bed, func(c *pool.Config) { c.PooledURL = seedURL })
+	assert.Equal(t, pool.TransactionPooler, p.Stat().Pooled.Mode)
+	assert.EqualValues(t, 40, p.Stat().Pooled.MaxConns, "connection_limit becomes the pooled cap")
+
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 40; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				var n int
+				var s string
+				err := p.QueryRow(ctx, "select $1::int * 2, $2::text", i, "x").Scan(&n, &s)
+				if err != nil || n != i*2 || s != "x" {
+					if errs.Add(1) == 1 {
+						t.Errorf("goroutine %d query %d: n=%d err=%v", g, i, n, err)
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	assert.Zero(t, errs.Load())
+	st := p.Stat()
+	assert.EqualValues(t, 40*500, st.Pooled.Routed)
+	assert.Zero(t, st.Direct.TotalConns, "ordinary queries never touch the direct route")
+}
+
+func TestSessionStatementsRefusedOnPooledRoute(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, nil)
+
+	stmts := []string{
+		"LISTEN x",
+		"  unlisten *",
+		"/* note */ SET search_path = public",
+		"set session statement_timeout = 1000",
+		"RESET ALL",
+		"PREPARE q AS SELECT 1",
+		"DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+		"CREATE TEMP TABLE t (id int)",
+		"create temporary table t2 (id int)",
+		"SELECT pg_advisory_lock(42)",
+		"select pg_try_advisory_lock(1, 2)",
+		"DISCARD ALL",
+	}
+	for _, sql := range stmts {
+		t.Run(sql, func(t *testing.T) {
+			_, err := p.Exec(ctx, sql)
+			require.ErrorIs(t, err, pool.ErrSessionStatement)
+			var se *pool.SessionStatementError
+			require.ErrorAs(t, err, &se)
+			assert.NotEmpty(t, se.Hint)
+
+			_, err = p.Query(ctx, sql)
+			assert.ErrorIs(t, err, pool.ErrSessionStatement)
+			assert.ErrorIs(t, p.QueryRow(ctx, sql).Scan(), pool.ErrSessionStatement)
+			b := &pgx.Batch{}
+			b.Queue("select 1")
+			b.Queue(sql)
+			assert.ErrorIs(t, p.SendBatch(ctx, b).Close(), pool.ErrSessionStatement)
+
+			c, err := p.Acquire(ctx, pool.Direct)
+			require.NoError(t, err)
+			_, err = c.Exec(ctx, sql)
+			assert.NoError(t, err, "the same statement works on a direct connection")
+			// Its session state must not reach the next borrower.
+			require.NoError(t, c.Hijack().Close(ctx))
+		})
+	}
+	assert.EqualValues(t, len(stmts)*4, p.Stat().Refused)
+
+	// Ordinary and transaction-scoped statements are not refused.
+	for _, sql := range []string{"SET LOCAL statement_timeout = 1000", "select pg_advisory_xact_lock(7)", "select 1 -- LISTEN x"} {
+		_, err := p.Exec(ctx, sql)
+		assert.NotErrorIs(t, err, pool.ErrSessionStatement, sql)
+	}
+}
+
+// localPort is the client-side port of a connection, which PostgreSQL
+// shows as client_port of the backend serving it when the connection is
+// direct; through the pooler the backend's client is PgBouncer.
+func servedDirectly(t *testing.T, ctx context.Context, conn *pgx.Conn) bool {
+	t.Helper()
+	local := conn.PgConn().Conn().LocalAddr().(*net.TCPAddr).Port
+	var clientPort int
+	require.NoError(t, conn.QueryRow(ctx, "select coalesce(inet_client_port(), 0)").Scan(&clientPort))
+	return local == clientPort
+}
+
+func TestBeginGoesDirectByDefault(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+
+	p := newPool(t, bed, nil)
+	tx, err := p.Begin(ctx)
+	require.NoError(t, err)
+	assert.True(t, servedDirectly(t, ctx, tx.Conn()), "Begin must land on the direct route")
+	require.NoError(t, tx.Commit(ctx))
+	assert.Equal(t, int32(0), p.Stat().Direct.AcquiredConns, "Commit gives the connection back")
+
+	pooled := newPool(t, bed, func(c *pool.Config) { c.TxRoute = pool.Pooled })
+	tx, err = pooled.Begin(ctx)
+	require.NoError(t, err)
+	assert.False(t, servedDirectly(t, ctx, tx.Conn()), "TxRoute Pooled goes through the pooler")
+	require.NoError(t, tx.Rollback(ctx))
+
+	c, err := p.Acquire(ctx, pool.Pooled)
+	require.NoError(t, err)
+	assert.False(t, servedDirectly(t, ctx, c.Conn()))
+	c.Release()
+	c, err = p.Acquire(ctx, pool.Direct)
+	require.NoError(t, err)
+	assert.True(t, servedDirectly(t, ctx, c.Conn()))
+	c.Release()
+}
+
+func TestDirectRouteIsLazy(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.PooledURL = "" })
+	name := p.Config().AppName
+	n, err := bed.Count(ctx, testbed.Filter{AppName: name})
+	require.NoError(t, err)
+	assert.Zero(t, n, "New opens no connection")
+
+	var one int
+	require.NoError(t, p.QueryRow(ctx, "select 1").Scan(&one))
+	n, err = bed.Count(ctx, testbed.Filter{AppName: name})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "a cold start opens one connection, not MaxConns")
+	assert.Zero(t, p.Stat().Direct.TotalConns)
+}
+
+// 1,000 goroutines against MaxConns 3: no sample of pg_stat_activity ever
+// shows more than 3 backends for the app.
+func TestCapsHoldUnderConcurrency(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) {
+		c.PooledURL = "" // backends map one to one to our connections
+		c.MaxConns = 3
+		c.MaxDirectConns = 2
+	})
+	name := p.Config().AppName
+
+	stop := make(chan struct{})
+	var maxSeen, samples atomic.Int64
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, err := bed.Count(ctx, testbed.Filter{AppName: name})
+			if err == nil {
+				samples.Add(1)
+				if int64(n) > maxSeen.Load() {
+					maxSeen.Store(int64(n))
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	for g := 0; g < 1000; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var err error
+			if g%10 == 0 {
+				var tx pgx.Tx
+				if tx, err = p.Begin(ctx); err == nil {
+					_, err = tx.Exec(ctx, "select pg_sleep(0.001)")
+					err = errors.Join(err, tx.Commit(ctx))
+				}
+			} else {
+				_, err = p.Exec(ctx, "select pg_sleep(0.001)")
+			}
+			if err != nil {
+				errs.Add(1)
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(stop)
+	sampler.Wait()
+	assert.Zero(t, errs.Load())
+	assert.Positive(t, samples.Load())
+	assert.LessOrEqual(t, maxSeen.Load(), int64(3+2), "pooled cap 3 + direct cap 2")
+	assert.Positive(t, maxSeen.Load())
+	st := p.Stat()
+	assert.LessOrEqual(t, st.Pooled.TotalConns, int32(3))
+	assert.LessOrEqual(t, st.Direct.TotalConns, int32(2))
+}
+
+func TestQueryReleasesConnections(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxConns = 1 })
+
+	// With a cap of one, each of these would hang if a connection leaked.
+	for i := 0; i < 3; i++ {
+		rows, err := p.Query(ctx, "select generate_series(1, 3)")
+		require.NoError(t, err)
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		require.NoError(t, rows.Err())
+		assert.Equal(t, 3, n)
+
+		rows, err = p.Query(ctx, "select 1")
+		require.NoError(t, err)
+		rows.Close()
+		rows.Close()
+
+		var x int
+		require.ErrorIs(t, p.QueryRow(ctx, "select 1 where false").Scan(&x), pgx.ErrNoRows)
+
+		b := &pgx.Batch{}
+		b.Queue("select 1")
+		b.Queue("select 2")
+		require.NoError(t, p.SendBatch(ctx, b).Close())
+
+		_, err = p.Exec(ctx, "select 1/0")
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		assert.Equal(t, "22012", pgErr.Code)
+	}
+	_, err := p.Exec(ctx, "create table if not exists copy_target (id int)")
+	require.NoError(t, err)
+	n, err := p.CopyFrom(ctx, pgx.Identifier{"copy_target"}, []string{"id"}, pgx.CopyFromRows([][]any{{1}, {2}}))
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n)
+	assert.Zero(t, p.Stat().Pooled.AcquiredConns)
+}
+
+func TestDirectDB(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 1 })
+	db := p.DirectDB()
+	assert.Same(t, db, p.DirectDB())
+	var port int
+	require.NoError(t, db.QueryRowContext(ctx, "select inet_server_port()").Scan(&port))
+	assert.Positive(t, port)
+	_, err := db.ExecContext(ctx, "create table if not exists migrated (id int)")
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, p.Stat().Direct.MaxConns)
+}
+
+func TestConfigErrorsFailFastWithHints(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	cfg, err := pgx.ParseConfig(bed.PooledURL)
+	require.NoError(t, err)
+	wrong := strings.Replace(bed.PooledURL, strings.ReplaceAll(cfg.Password, ":", "%3A"), "nope", 1)
+	require.NotEqual(t, wrong, bed.PooledURL)
+
+	p := newPool(t, bed, func(c *pool.Config) { c.PooledURL = wrong })
+	start := time.Now()
+	_, err = p.Exec(ctx, "select 1")
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, pool.ErrServerFull)
+	assert.Contains(t, err.Error(), "DATABASE_POOLED_URL")
+	assert.Contains(t, err.Error(), "postgres.<project-ref>")
+	assert.NotContains(t, err.Error(), cfg.Password)
+	assert.Less(t, time.Since(start), 30*time.Second, "a wrong password is not retried until the context ends")
+	assert.Zero(t, p.Stat().Pooled.Retried)
+}
+
+func TestClosedPool(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, nil)
+	require.NoError(t, p.Ping(ctx, pool.Pooled, pool.Direct))
+	p.Close()
+	p.Close()
+	_, err := p.Exec(ctx, "select 1")
+	assert.ErrorIs(t, err, pool.ErrClosed)
+	_, err = p.Begin(ctx)
+	assert.ErrorIs(t, err, pool.ErrClosed)
+	assert.ErrorIs(t, p.Listener().Listen(ctx, "x", func(context.Context, *pgconn.Notification) error { return nil }), pool.ErrClosed)
+}

@@ -1,0 +1,293 @@
+package pool
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Route is one of the two ways to the database.
+type Route int
+
+const (
+	// Pooled goes through the pooler (PooledURL), or to DirectURL through
+	// a pool of its own when there is no pooler.
+	Pooled Route = iota + 1
+	// Direct goes to DirectURL, where sessions keep their state.
+	Direct
+)
+
+func (r Route) String() string {
+	switch r {
+	case Pooled:
+		return "pooled"
+	case Direct:
+		return "direct"
+	}
+	return fmt.Sprintf("Route(%d)", int(r))
+}
+
+// ParseRoute reads "pooled" or "direct".
+func ParseRoute(s string) (Route, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "pooled":
+		return Pooled, nil
+	case "direct":
+		return Direct, nil
+	}
+	return 0, fmt.Errorf("pool: unknown route %q, expected pooled or direct", s)
+}
+
+// This file is the one place that decides where a call goes:
+//
+//	Query, QueryRow, Exec, SendBatch, CopyFrom  -> Pooled, unless the SQL
+//	                                              needs a session: refused
+//	Begin, BeginTx                               -> Config.TxRoute (Direct)
+//	Acquire(ctx, route)                          -> the route asked for
+//	Listener                                     -> Direct
+//	DirectDB                                     -> Direct
+//
+// Session statements are refused on the pooled route even when there is no
+// pooler, so that code which works today keeps working when a pooler is put
+// in front of the database; and because a pooled connection goes back to
+// the pool after each call, session state set on it would leak to whichever
+// caller borrows it next.
+
+// routeQuery checks a statement bound for the pooled route. It is a prefix
+// scan with no allocation on the accepted path, because every query passes
+// here.
+func routeQuery(sql string) error {
+	kind := classify(sql)
+	if kind == ordinary {
+		return nil
+	}
+	return &SessionStatementError{Statement: kind.String(), Hint: kind.hint()}
+}
+
+type stmtKind int
+
+const (
+	ordinary stmtKind = iota
+	listenStmt
+	unlistenStmt
+	setStmt
+	resetStmt
+	prepareStmt
+	declareHoldStmt
+	tempTableStmt
+	advisoryLockStmt
+	discardStmt
+	loadStmt
+)
+
+func (k stmtKind) String() string {
+	return [...]string{"", "LISTEN", "UNLISTEN", "SET", "RESET", "PREPARE", "DECLARE ... WITH HOLD", "CREATE TEMP", "session advisory lock", "DISCARD", "LOAD"}[k]
+}
+
+func (k stmtKind) hint() string {
+	switch k {
+	case listenStmt, unlistenStmt:
+		return "use p.Listener().Listen, which keeps one direct connection for notifications"
+	case setStmt, resetStmt:
+		return "use SET LOCAL inside a transaction, a connection parameter in the URL, or Acquire(ctx, pool.Direct)"
+	case prepareStmt:
+		return "pgx prepares statements itself on every route; for SQL-level PREPARE use Acquire(ctx, pool.Direct)"
+	case declareHoldStmt:
+		return "use a cursor without HOLD inside a transaction, or Acquire(ctx, pool.Direct)"
+	case tempTableStmt:
+		return "create it with ON COMMIT DROP inside one transaction, or use Acquire(ctx, pool.Direct)"
+	case advisoryLockStmt:
+		return "use pg_advisory_xact_lock inside a transaction, or Acquire(ctx, pool.Direct)"
+	default:
+		return "use Acquire(ctx, pool.Direct)"
+	}
+}
+
+// classify looks at the first statement's leading keywords, skipping
+// whitespace and comments, and scans for session advisory lock calls.
+func classify(sql string) stmtKind {
+	s := scanner{s: sql}
+	switch w := s.word(); {
+	case eqFold(w, "listen"):
+		return listenStmt
+	case eqFold(w, "unlisten"):
+		return unlistenStmt
+	case eqFold(w, "set"):
+		switch w2 := s.word(); {
+		case eqFold(w2, "local"), eqFold(w2, "transaction"), eqFold(w2, "constraints"):
+			return ordinary
+		}
+		return setStmt
+	case eqFold(w, "reset"):
+		return resetStmt
+	case eqFold(w, "prepare"):
+		// PREPARE TRANSACTION is two-phase commit, not a statement.
+		if eqFold(s.word(), "transaction") {
+			return ordinary
+		}
+		return prepareStmt
+	case eqFold(w, "discard"):
+		return discardStmt
+	case eqFold(w, "load"):
+		return loadStmt
+	case eqFold(w, "declare"):
+		for t := s.word(); t != ""; t = s.word() {
+			if eqFold(t, "for") {
+				break
+			}
+			if eqFold(t, "hold") {
+				return declareHoldStmt
+			}
+		}
+		return ordinary
+	case eqFold(w, "create"):
+		t := s.word()
+		if eqFold(t, "global") || eqFold(t, "local") {
+			t = s.word()
+		}
+		if (eqFold(t, "temp") || eqFold(t, "temporary")) && !containsFold(sql, "on commit drop") {
+			return tempTableStmt
+		}
+		return ordinary
+	case w == "":
+		return ordinary
+	}
+	if hasSessionAdvisoryLock(sql) {
+		return advisoryLockStmt
+	}
+	return ordinary
+}
+
+// hasSessionAdvisoryLock finds pg_advisory_lock, pg_try_advisory_lock and
+// pg_advisory_unlock (and their _shared forms) anywhere in the statement;
+// the _xact_ forms end with the transaction and are fine.
+func hasSessionAdvisoryLock(sql string) bool {
+	for i := 0; ; {
+		j := indexFold(sql[i:], "advisory_")
+		if j < 0 {
+			return false
+		}
+		rest := sql[i+j+len("advisory_"):]
+		if hasPrefixFold(rest, "lock") || hasPrefixFold(rest, "unlock") {
+			return true
+		}
+		i += j + 1
+	}
+}
+
+// scanner yields words (runs of letters, digits and underscores) and skips
+// whitespace, punctuation and SQL comments.
+type scanner struct {
+	s string
+	i int
+}
+
+func (sc *scanner) word() string {
+	s := sc.s
+	for sc.i < len(s) {
+		c := s[sc.i]
+		switch {
+		case c == '-' && sc.i+1 < len(s) && s[sc.i+1] == '-':
+			for sc.i < len(s) && s[sc.i] != '\n' {
+				sc.i++
+			}
+		case c == '/' && sc.i+1 < len(s) && s[sc.i+1] == '*':
+			depth := 0
+			for sc.i < len(s) {
+				if sc.i+1 < len(s) && s[sc.i] == '/' && s[sc.i+1] == '*' {
+					depth++
+					sc.i += 2
+				} else if sc.i+1 < len(s) && s[sc.i] == '*' && s[sc.i+1] == '/' {
+					depth--
+					sc.i += 2
+					if depth == 0 {
+						break
+					}
+				} else {
+					sc.i++
+				}
+			}
+		case isWordByte(c):
+			start := sc.i
+			for sc.i < len(s) && isWordByte(s[sc.i]) {
+				sc.i++
+			}
+			return s[start:sc.i]
+		case c == ';':
+			// Only the first statement is classified.
+			sc.i = len(s)
+		case c == '(' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			sc.i++
+		default:
+			// A quote or operator before any keyword: not a statement we
+			// know, so stop.
+			sc.i = len(s)
+		}
+	}
+	return ""
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// eqFold compares w with a lower-case ASCII keyword.
+func eqFold(w, kw string) bool {
+	if len(w) != len(kw) {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		if lower(w[i]) != kw[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefixFold(s, kw string) bool { return len(s) >= len(kw) && eqFold(s[:len(kw)], kw) }
+
+// indexFold finds a lower-case ASCII needle in s, ignoring case.
+func indexFold(s, needle string) int {
+	for i := 0; i+len(needle) <= len(s); i++ {
+		if lower(s[i]) == needle[0] && hasPrefixFold(s[i:], needle) {
+			return i
+		}
+	}
+	return -1
+}
+
+// containsFold reports whether s contains the lower-case words of phrase
+// separated by any amount of white space.
+func containsFold(s, phrase string) bool {
+	words := strings.Fields(phrase)
+	for i := 0; i < len(s); i++ {
+		j, ok := i, true
+		for k, w := range words {
+			if k > 0 {
+				n := j
+				for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r') {
+					j++
+				}
+				if j == n {
+					ok = false
+					break
+				}
+			}
+			if !hasPrefixFold(s[j:], w) {
+				ok = false
+				break
+			}
+			j += len(w)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

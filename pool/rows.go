@@ -1,0 +1,119 @@
+package pool
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The wrappers below give a borrowed connection back (and the caller's
+// place in the route's gate) exactly once, when the result is done with,
+// as pgxpool's own wrappers do.
+
+type poolRows struct {
+	pgx.Rows
+	c *pgxpool.Conn
+	r *route
+}
+
+func (rs *poolRows) Next() bool {
+	if rs.Rows.Next() {
+		return true
+	}
+	rs.Close()
+	return false
+}
+
+func (rs *poolRows) Close() {
+	rs.Rows.Close()
+	if rs.c != nil {
+		rs.r.release(rs.c)
+		rs.c = nil
+	}
+}
+
+type poolRow struct {
+	row pgx.Row
+	c   *pgxpool.Conn
+	r   *route
+}
+
+func (pr *poolRow) Scan(dest ...any) error {
+	err := pr.row.Scan(dest...)
+	if pr.c != nil {
+		pr.r.release(pr.c)
+		pr.c = nil
+	}
+	return err
+}
+
+type poolBatch struct {
+	pgx.BatchResults
+	c *pgxpool.Conn
+	r *route
+}
+
+func (b *poolBatch) Close() error {
+	err := b.BatchResults.Close()
+	if b.c != nil {
+		b.r.release(b.c)
+		b.c = nil
+	}
+	return err
+}
+
+type poolTx struct {
+	pgx.Tx
+	c *pgxpool.Conn
+	r *route
+}
+
+func (t *poolTx) Commit(ctx context.Context) error {
+	err := t.Tx.Commit(ctx)
+	t.done()
+	return err
+}
+
+func (t *poolTx) Rollback(ctx context.Context) error {
+	err := t.Tx.Rollback(ctx)
+	if !errors.Is(err, pgx.ErrTxClosed) {
+		t.done()
+	}
+	return err
+}
+
+func (t *poolTx) done() {
+	if t.c != nil {
+		t.r.release(t.c)
+		t.c = nil
+	}
+}
+
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+type errRows struct{ err error }
+
+func (errRows) Close()                                       {}
+func (e errRows) Err() error                                 { return e.err }
+func (errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (errRows) Next() bool                                   { return false }
+func (e errRows) Scan(...any) error                          { return e.err }
+func (e errRows) Values() ([]any, error)                     { return nil, e.err }
+func (e errRows) RawValues() [][]byte                        { return nil }
+func (e errRows) Conn() *pgx.Conn                            { return nil }
+func (e errRows) TypeMap() *pgtype.Map                       { return nil }
+
+type errBatch struct{ err error }
+
+func (e errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, e.err }
+func (e errBatch) Query() (pgx.Rows, error)         { return errRows{e.err}, e.err }
+func (e errBatch) QueryRow() pgx.Row                { return errRow{e.err} }
+func (e errBatch) Close() error                     { return e.err }
+func (e errBatch) Tx() pgx.Tx                       { return nil }

@@ -1,0 +1,58 @@
+package pool
+
+// Stat is a snapshot of a Pool's routes and supapool's own counters.
+type Stat struct {
+	Pooled RouteStat
+	Direct RouteStat
+	// Refused counts session statements refused on the pooled route.
+	Refused int64
+	// Listener describes the listener; zero until Listener is first used.
+	Listener ListenerStat
+}
+
+// RouteStat describes one route.
+type RouteStat struct {
+	Mode PoolerMode // what the route's URL reaches
+	// MaxConns is the configured cap; Cap the cap in force now, lower
+	// while the server has recently said it is full.
+	MaxConns, Cap int32
+	// Connections as pgxpool counts them (TotalConns includes those being
+	// opened).
+	TotalConns, AcquiredConns, IdleConns int32
+	// Routed counts calls sent to this route; Retried counts connection
+	// attempts refused because the server or pooler was full and tried
+	// again; ServerFull counts callers whose context ended while waiting
+	// (they got ErrServerFull).
+	Routed, Retried, ServerFull int64
+}
+
+// Stat returns a snapshot of the pool's state.
+func (p *Pool) Stat() Stat {
+	s := Stat{
+		Pooled:  p.pooled.stat(),
+		Direct:  p.direct.stat(),
+		Refused: p.refused.Load(),
+	}
+	p.mu.Lock()
+	l := p.listener
+	p.mu.Unlock()
+	if l != nil {
+		s.Listener = l.Stat()
+	}
+	return s
+}
+
+func (r *route) stat() RouteStat {
+	ps := r.pool.Stat()
+	return RouteStat{
+		Mode:          r.mode,
+		MaxConns:      ps.MaxConns(),
+		Cap:           r.gate.limit(),
+		TotalConns:    ps.TotalConns(),
+		AcquiredConns: ps.AcquiredConns(),
+		IdleConns:     ps.IdleConns(),
+		Routed:        r.routed.Load(),
+		Retried:       r.retried.Load(),
+		ServerFull:    r.serverFull.Load(),
+	}
+}
