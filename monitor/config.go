@@ -1,0 +1,76 @@
+package monitor
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/supapool/supapool/budget"
+)
+
+// DB runs the poll's one query. *pgxpool.Pool and supapool's *pool.Pool
+// satisfy it, as does *pgx.Conn if the caller serialises its use.
+type DB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Defaults for [Config]'s zero fields.
+const (
+	DefaultInterval        = 10 * time.Second
+	DefaultMaxPollTimeout  = 5 * time.Second
+	DefaultIdleInTxAlert   = time.Minute
+	DefaultApplicationName = "supapool-monitor"
+)
+
+// Config configures a [Monitor]. Only one of DB and URL is set.
+type Config struct {
+	// DB runs the poll's query on a connection the caller already pools.
+	// A poll borrows one connection for one query; if none is free it
+	// waits at most Timeout, then counts the poll as failed. Give the
+	// monitor a route that bypasses any transaction pooler if the pooler
+	// must not show up as one app in the counts (supapool's *pool.Pool
+	// uses its direct route).
+	DB DB
+
+	// URL makes the monitor keep one connection of its own, opened on the
+	// first poll and reopened after any failure; it is the only one it
+	// ever holds. Its application_name is DefaultApplicationName unless
+	// the URL sets one. Use a direct URL, not a pooler's.
+	URL string
+
+	// Interval is the time between polls in Run. Default 10s.
+	Interval time.Duration
+
+	// Timeout bounds each poll, connecting included. Default
+	// min(Interval, 5s): a poll never outlives its turn, so polls never
+	// overlap and never queue behind a full server.
+	Timeout time.Duration
+
+	// Levels sets the Yellow and Red thresholds and their hysteresis.
+	Levels Levels
+
+	// Budget, when set, is compared with each app's live connections; an
+	// app above its share raises AlertOverBudget. Apps are matched by
+	// application_name, so each app must connect with its plan name.
+	Budget *budget.Allocation
+
+	// IdleInTxAlert raises AlertIdleInTransaction for an app with a
+	// session idle inside a transaction for longer than this. Default 1
+	// minute; negative turns the alert off.
+	IdleInTxAlert time.Duration
+
+	// OnChange is called after a poll changes the level (after
+	// hysteresis), with the snapshot that changed it. It is called from
+	// the polling goroutine, one call at a time; a slow OnChange delays
+	// the next poll.
+	OnChange func(Snapshot)
+
+	// OnAlert is called when an alert is raised or cleared, like OnChange.
+	OnAlert func(Alert)
+
+	// Logger receives a warning on each level change, raised alert and
+	// first failed poll, and an info line when they clear. Default: none.
+	Logger *zap.Logger
+}
