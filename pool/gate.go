@@ -26,7 +26,7 @@ type gate struct {
 	reduced atomic.Bool // cap < max; keeps ok() lock-free in the common case
 }
 
-const raiseEvery = 200 * time.Millisecond
+const raiseEvery = time.Second
 
 func newGate(max int32) *gate { return &gate{max: max, cap: max} }
 
@@ -104,6 +104,19 @@ func (g *gate) ok() {
 		g.admit()
 	}
 	g.mu.Unlock()
+}
+
+// shed reports whether a connection coming back should be closed rather
+// than kept idle: while the server is short of connections (the cap is
+// lowered) and nobody here waits for one, an idle connection is a slot
+// that another instance or app is waiting for.
+func (g *gate) shed() bool {
+	if !g.reduced.Load() {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waiters.Len() == 0
 }
 
 // limit is the current cap.

@@ -310,7 +310,9 @@ func (l *Listener) run() {
 				cmd.done <- ErrClosed
 			}
 			return
-		case wctx.Err() != nil && pgconn.Timeout(err) && !c.Conn().IsClosed():
+		case wctx.Err() != nil && !c.Conn().IsClosed():
+			// We ended the wait (a command, or time for a ping); pgx's
+			// deadline-based cancellation leaves the connection usable.
 			if cmd == nil {
 				// Idle for a while: make sure the connection is alive.
 				pctx, pcancel := context.WithTimeout(l.ctx, 5*time.Second)
@@ -432,9 +434,12 @@ func (l *Listener) dispatch(chans map[string]*channel, n *pgconn.Notification) {
 	if !ok {
 		return // unlistened a moment ago
 	}
-	select {
-	case ch.queue <- item{n: n, gap: ch.pending.Swap(0)}:
-	default:
+	// Only this goroutine sends, so room seen here is still there for
+	// the send; a select with a send case would evaluate the Swap even
+	// when it falls to default, losing the count.
+	if len(ch.queue) < cap(ch.queue) {
+		ch.queue <- item{n: n, gap: ch.pending.Swap(0)}
+	} else {
 		ch.pending.Add(1)
 		l.dropped.Add(1)
 		select {
@@ -445,6 +450,9 @@ func (l *Listener) dispatch(chans map[string]*channel, n *pgconn.Notification) {
 }
 
 // deliver runs a channel's handler on each queued notification, in order.
+// Drops are reported in their place: those followed by a queued
+// notification travel with it (item.gap), and those with nothing queued
+// after them are reported as soon as the queue is empty.
 func (l *Listener) deliver(ch *channel) {
 	defer l.workers.Done()
 	for {
@@ -461,12 +469,10 @@ func (l *Listener) deliver(ch *channel) {
 			}
 			l.handle(ch, it.n)
 		case <-ch.wake:
-			// Drops with nothing queued after them yet: report them
-			// once everything before them has been delivered.
-			if len(ch.queue) == 0 {
-				if g := ch.pending.Swap(0); g > 0 {
-					l.gap(ch, g)
-				}
+		}
+		if len(ch.queue) == 0 {
+			if g := ch.pending.Swap(0); g > 0 {
+				l.gap(ch, g)
 			}
 		}
 	}

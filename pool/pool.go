@@ -240,6 +240,10 @@ func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
 }
 
 func (r *route) release(c *pgxpool.Conn) {
+	if r.gate.shed() {
+		r.discard(c)
+		return
+	}
 	c.Release()
 	r.gate.leave()
 }
