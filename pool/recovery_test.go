@@ -1,0 +1,133 @@
+package pool_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/supapool/supapool/internal/testbed"
+	"github.com/supapool/supapool/pool"
+)
+
+// load runs queries on both routes until stopped, counting outcomes.
+type load struct {
+	ok, failed atomic.Int64
+	lastErr    atomic.Value
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startLoad(ctx context.Context, p *pool.Pool) *load {
+	l := &load{stop: make(chan struct{})}
+	for g := 0; g < 8; g++ {
+		l.wg.Add(1)
+		go func(g int) {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				var err error
+				if g%4 == 0 {
+					var tx interface{ Commit(context.Context) error }
+					if t, e := p.Begin(qctx); e == nil {
+						tx = t
+						_, err = t.Exec(qctx, "select 1")
+						if cerr := tx.Commit(qctx); err == nil {
+							err = cerr
+						}
+					} else {
+						err = e
+					}
+				} else {
+					var n int
+					err = p.QueryRow(qctx, "select $1::int", g).Scan(&n)
+				}
+				cancel()
+				if err != nil {
+					l.failed.Add(1)
+					l.lastErr.Store(err.Error())
+					time.Sleep(10 * time.Millisecond)
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}(g)
+	}
+	return l
+}
+
+func (l *load) halt() { close(l.stop); l.wg.Wait() }
+
+// recovered waits until both routes answer again, the way a service's
+// next requests would.
+func recovered(t *testing.T, ctx context.Context, p *pool.Pool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := p.Ping(qctx, pool.Pooled, pool.Direct)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool did not recover after %s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPoolRecoversFromRestartsUnderLoad(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.NewT(t, testbed.Options{MaxConnections: 30})
+	ctx := testCtx(t)
+	p := newPool(t, bed, nil)
+	l := startLoad(ctx, p)
+	defer func() {
+		select {
+		case <-l.stop:
+		default:
+			l.halt()
+		}
+	}()
+
+	faults := []struct {
+		name string
+		do   func() error
+	}{
+		{"fast postgres restart", func() error { return bed.RestartPostgres(ctx, testbed.Fast) }},
+		{"immediate postgres restart", func() error { return bed.RestartPostgres(ctx, testbed.Immediate) }},
+		{"pgbouncer stop/start", func() error {
+			if err := bed.StopPooler(); err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+			return bed.StartPooler(ctx)
+		}},
+	}
+	for _, f := range faults {
+		before := l.ok.Load()
+		time.Sleep(200 * time.Millisecond)
+		require.Greater(t, l.ok.Load(), before, "load runs before %s", f.name)
+		failedBefore := l.failed.Load()
+		testbed.Fault(t, f.do())
+		recovered(t, ctx, p, f.name)
+		after := l.ok.Load()
+		require.Eventually(t, func() bool { return l.ok.Load() > after+50 }, 30*time.Second, 10*time.Millisecond,
+			"queries succeed again after %s", f.name)
+		t.Logf("%s: %d queries failed during the fault (last: %v)", f.name, l.failed.Load()-failedBefore, l.lastErr.Load())
+	}
+	l.halt()
+	st := p.Stat()
+	assert.LessOrEqual(t, st.Pooled.TotalConns, st.Pooled.MaxConns)
+	assert.LessOrEqual(t, st.Direct.TotalConns, st.Direct.MaxConns)
+}
