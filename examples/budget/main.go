@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/supapool/supapool/budget"
 )
@@ -79,13 +80,15 @@ func naiveSpec(s budget.Spec, n int) budget.Spec {
 
 func printPlan(w io.Writer, plan *budget.Allocation) {
 	spec := plan.Spec()
+	// The other columns take 62; names get the rest of 80 at most.
+	const maxName = 18
 	nameWidth := len("reserved")
 	for _, a := range spec.Apps {
-		nameWidth = max(nameWidth, min(len(a.Name), 20))
+		nameWidth = max(nameWidth, min(utf8.RuneCountInString(a.Name), maxName))
 	}
 	row := func(name, inst, pooled, direct, server, clients, share string) {
-		if len(name) > nameWidth {
-			name = name[:nameWidth-1] + "…"
+		if r := []rune(name); len(r) > nameWidth {
+			name = string(r[:nameWidth-1]) + "…"
 		}
 		fmt.Fprintf(w, "%-*s %9s %12s %12s %7s %7s %9s\n", nameWidth, name, inst, pooled, direct, server, clients, share)
 	}
@@ -142,4 +145,3 @@ func wrap(s string, width int) string {
 	}
 	return strings.Join(out, "\n")
 }
-
