@@ -44,9 +44,11 @@
 // granted as asked. When the minimums do not fit, [Plan] returns an
 // [*InfeasibleError] listing the figures and the apps that take the most.
 //
-// The plan hands out everything that is left. To keep headroom (for a
-// console, a one-off script, the provider's own services), count it in
-// Reserved, or cap apps with Max.
+// The plan hands out everything that is left. With a pooler that can mean
+// pooled caps well above the pooler's ServerConns, which is the point of a
+// pooler: it queues clients onto its few server connections. To keep
+// headroom (for a console, a one-off script, the provider's own services),
+// count it in Reserved, or cap apps with Max.
 //
 // # Spec files and the environment
 //
@@ -58,7 +60,7 @@
 //	pooler: {server_conns: 15, max_clients: 200}
 //	apps:
 //	  - {name: web, instances: 4, weight: 2, max: 10, direct: 1}
-//	  - {name: worker, instances: 2, direct: 2}
+//	  - {name: worker, instances: 2, direct: 2, max: 20}
 //
 // Services find it through the SUPAPOOL_BUDGET environment variable
 // ([EnvVar]), which [FromEnv] reads and plans; a service then takes its caps

@@ -54,6 +54,8 @@ type Use struct {
 // Over returns how far the spec is over the limit.
 func (e *InfeasibleError) Over() int { return e.Need - e.Limit }
 
+// Error lists the shortfall, then the apps' demands largest first, then
+// what to change.
 func (e *InfeasibleError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "budget: needs %d %s, limit %d", e.Need, e.Resource, e.Limit)
