@@ -111,9 +111,6 @@ func (l Levels) withDefaults() Levels {
 	if l.Margin == 0 {
 		l.Margin = DefaultMargin
 	}
-	if l.Margin < 0 {
-		l.Margin = 0
-	}
 	if l.Polls == 0 {
 		l.Polls = DefaultPolls
 	}
@@ -157,7 +154,9 @@ func scale(v float64, maxConns int) float64 {
 // of connections on a server with maxConns connections, defaults applied.
 func (l Levels) Resolve(maxConns int) (yellow, red, margin float64) {
 	d := l.withDefaults()
-	return scale(d.Yellow, maxConns), scale(d.Red, maxConns), scale(d.Margin, maxConns)
+	// Negative margins mean none; withDefaults keeps them negative so that
+	// it can be applied twice.
+	return scale(d.Yellow, maxConns), scale(d.Red, maxConns), max(0, scale(d.Margin, maxConns))
 }
 
 // Classify returns the level of used connections out of maxConns, without
