@@ -133,8 +133,8 @@ type Config struct {
 	// the log (the drop is always counted in Stat).
 	OnListenerGap func(ctx context.Context, channel string, dropped int64)
 
-	// sources says where the caps came from, for New to log.
-	sources []string
+	// Where the caps came from, for New to log.
+	maxConnsFrom, maxDirectConnsFrom string
 }
 
 // ConfigFromEnv reads a Config from the environment; see the package
@@ -178,7 +178,8 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	for _, v := range []struct {
 		name string
 		dst  *int32
-	}{{EnvMaxConns, &c.MaxConns}, {EnvMaxDirectConns, &c.MaxDirectConns}} {
+		from *string
+	}{{EnvMaxConns, &c.MaxConns, &c.maxConnsFrom}, {EnvMaxDirectConns, &c.MaxDirectConns, &c.maxDirectConnsFrom}} {
 		s := get(v.name)
 		if s == "" {
 			continue
@@ -188,7 +189,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("pool: %s=%q, expected a whole number of at least 1", v.name, s)
 		}
 		*v.dst = int32(n)
-		c.sources = append(c.sources, v.name)
+		*v.from = v.name
 	}
 	return c, nil
 }
@@ -239,18 +240,24 @@ func (c Config) resolve() (resolved, error) {
 		return r, fmt.Errorf("pool: MaxConns (%d) and MaxDirectConns (%d) must not be negative", r.MaxConns, r.MaxDirectConns)
 	}
 	if r.MaxConns == 0 {
-		r.MaxConns = DefaultMaxConns
+		r.MaxConns, r.maxConnsFrom = DefaultMaxConns, "default"
 		if r.pooled.connectionLimit > 0 {
-			r.MaxConns = r.pooled.connectionLimit
+			r.MaxConns, r.maxConnsFrom = r.pooled.connectionLimit, "connection_limit in PooledURL"
 		} else if r.pooled.url == "" && r.direct.connectionLimit > 0 {
-			r.MaxConns = r.direct.connectionLimit
+			r.MaxConns, r.maxConnsFrom = r.direct.connectionLimit, "connection_limit in DirectURL"
 		}
 	}
 	if r.MaxDirectConns == 0 {
-		r.MaxDirectConns = DefaultMaxDirectConns
+		r.MaxDirectConns, r.maxDirectConnsFrom = DefaultMaxDirectConns, "default"
 		if r.direct.connectionLimit > 0 {
-			r.MaxDirectConns = r.direct.connectionLimit
+			r.MaxDirectConns, r.maxDirectConnsFrom = r.direct.connectionLimit, "connection_limit in DirectURL"
 		}
+	}
+	if r.maxConnsFrom == "" {
+		r.maxConnsFrom = "Config"
+	}
+	if r.maxDirectConnsFrom == "" {
+		r.maxDirectConnsFrom = "Config"
 	}
 	switch r.TxRoute {
 	case 0:

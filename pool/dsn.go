@@ -154,10 +154,16 @@ func detectMode(host, port string) PoolerMode {
 // errors. Strings that do not parse as URLs are replaced whole, because a
 // password in them cannot be found reliably.
 func Redact(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Scheme == "" {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Opaque != "" || u.Host == "" {
 		return "(unparseable connection string)"
 	}
+	// A '#' typed into a password unescaped starts a fragment.
+	u.Fragment, u.RawFragment = "", ""
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}

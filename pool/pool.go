@@ -88,10 +88,11 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		zap.String("pooled_url", Redact(cfg.pooled.url)),
 		zap.Stringer("pooled_mode", p.pooled.mode),
 		zap.Int32("max_conns", cfg.MaxConns),
+		zap.String("max_conns_from", cfg.maxConnsFrom),
 		zap.Int32("max_direct_conns", cfg.MaxDirectConns),
+		zap.String("max_direct_conns_from", cfg.maxDirectConnsFrom),
 		zap.Stringer("tx_route", cfg.TxRoute),
 		zap.String("exec_mode", p.pooled.pool.Config().ConnConfig.DefaultQueryExecMode.String()),
-		zap.Strings("caps_from", cfg.sources),
 	)
 	return p, nil
 }

@@ -130,11 +130,12 @@ func classify(sql string) stmtKind {
 	case eqFold(w, "load"):
 		return loadStmt
 	case eqFold(w, "declare"):
-		for t := s.word(); t != ""; t = s.word() {
+		prev := ""
+		for t := s.word(); t != ""; prev, t = t, s.word() {
 			if eqFold(t, "for") {
 				break
 			}
-			if eqFold(t, "hold") {
+			if eqFold(t, "hold") && eqFold(prev, "with") {
 				return declareHoldStmt
 			}
 		}

@@ -1,0 +1,89 @@
+package pool
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		sql  string
+		want stmtKind
+	}{
+		{"select 1", ordinary},
+		{"", ordinary},
+		{"   ", ordinary},
+		{"LISTEN orders", listenStmt},
+		{"listen \"Odd Name\"", listenStmt},
+		{"-- a comment\nlisten x", listenStmt},
+		{"/* block /* nested */ */ LISTEN x", listenStmt},
+		{"\n\t unlisten *", unlistenStmt},
+		{"SET search_path = app", setStmt},
+		{"set session authorization bob", setStmt},
+		{"SET LOCAL statement_timeout = 5", ordinary},
+		{"set transaction isolation level serializable", ordinary},
+		{"SET CONSTRAINTS ALL DEFERRED", ordinary},
+		{"RESET ALL", resetStmt},
+		{"PREPARE q AS select 1", prepareStmt},
+		{"PREPARE TRANSACTION 'x'", ordinary},
+		{"DECLARE c CURSOR WITH HOLD FOR select 1", declareHoldStmt},
+		{"declare c cursor without hold for select 1", ordinary},
+		{"DECLARE c CURSOR FOR select hold from t", ordinary},
+		{"CREATE TEMP TABLE t (id int)", tempTableStmt},
+		{"create temporary table t (id int)", tempTableStmt},
+		{"CREATE GLOBAL TEMPORARY TABLE t (id int)", tempTableStmt},
+		{"CREATE TEMP TABLE t (id int) ON COMMIT DROP", ordinary},
+		{"create temp table t (id int) on\n commit   drop", ordinary},
+		{"CREATE TABLE t (id int)", ordinary},
+		{"select pg_advisory_lock(1)", advisoryLockStmt},
+		{"SELECT PG_TRY_ADVISORY_LOCK(1)", advisoryLockStmt},
+		{"select pg_advisory_unlock_all()", advisoryLockStmt},
+		{"with x as (select 1) select pg_advisory_lock_shared(2)", advisoryLockStmt},
+		{"select pg_advisory_xact_lock(1)", ordinary},
+		{"select pg_try_advisory_xact_lock_shared(1)", ordinary},
+		{"DISCARD ALL", discardStmt},
+		{"LOAD 'auto_explain'", loadStmt},
+		{"select 'listen'", ordinary},
+		{"listener_table", ordinary},
+		{"select 1; listen x", ordinary}, // only the first statement is classified (documented)
+		{"(select 1)", ordinary},
+		{"'quoted' listen", ordinary},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sql, func(t *testing.T) {
+			assert.Equal(t, tt.want, classify(tt.sql))
+		})
+	}
+}
+
+// The check runs on every query, so it must not allocate when the
+// statement is accepted.
+func TestClassifyDoesNotAllocate(t *testing.T) {
+	sql := "/* app */ select id, name from users where id = $1 and org = $2"
+	allocs := testing.AllocsPerRun(100, func() {
+		if routeQuery(sql) != nil {
+			t.Fatal("refused an ordinary query")
+		}
+	})
+	assert.Zero(t, allocs)
+}
+
+func FuzzClassify(f *testing.F) {
+	for _, s := range []string{"listen x", "/* */ set x=1", "-- \nselect", "/*", "--", "create temp", "declare c with hold", "advisory_"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sql string) {
+		k := classify(sql) // must not panic or loop
+		if k != ordinary {
+			assert.NotEmpty(t, k.hint())
+		}
+	})
+}
+
+func BenchmarkRouteQuery(b *testing.B) {
+	sql := "select id, name, email from users where id = $1"
+	for i := 0; i < b.N; i++ {
+		_ = routeQuery(sql)
+	}
+}
