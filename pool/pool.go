@@ -46,6 +46,7 @@ type route struct {
 	acquireTimeout time.Duration
 	log            *zap.Logger
 
+	gens       generations
 	routed     atomic.Int64
 	retried    atomic.Int64
 	serverFull atomic.Int64
@@ -132,18 +133,18 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		}
 	}
 	pc.MaxConns = max // the caps rule whatever the hook did
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("pool: %s route: %w", name, err)
-	}
-	return &route{
+	r := &route{
 		name:           name,
 		mode:           d.mode,
-		pool:           pool,
 		gate:           newGate(max),
 		acquireTimeout: p.cfg.AcquireTimeout,
 		log:            p.log.With(zap.Stringer("route", name)),
-	}, nil
+	}
+	r.gens.install(pc)
+	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		return nil, fmt.Errorf("pool: %s route: %w", name, err)
+	}
+	return r, nil
 }
 
 func hasParam(raw, key string) bool {
@@ -278,8 +279,17 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	defer p.pooled.release(c)
-	return c.Exec(ctx, sql, args...)
+	tag, err := c.Exec(ctx, sql, args...)
+	p.pooled.release(c)
+	if isStale(err) {
+		p.pooled.gens.staleSeen()
+		if c, err = p.pooled.acquire(ctx, true); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		tag, err = c.Exec(ctx, sql, args...)
+		p.pooled.release(c)
+	}
+	return tag, err
 }
 
 // Query runs sql on the pooled route. The connection goes back when the
@@ -294,7 +304,7 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 		p.pooled.release(c)
 		return errRows{err}, err
 	}
-	return &poolRows{Rows: rows, c: c, r: p.pooled}, nil
+	return &poolRows{Rows: rows, c: c, r: p.pooled, ctx: ctx, sql: sql, args: args}, nil
 }
 
 // QueryRow runs sql on the pooled route; errors are returned by Scan.
@@ -303,7 +313,7 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err != nil {
 		return errRow{err}
 	}
-	return &poolRow{row: c.QueryRow(ctx, sql, args...), c: c, r: p.pooled}
+	return &poolRow{row: c.QueryRow(ctx, sql, args...), c: c, r: p.pooled, ctx: ctx, sql: sql, args: args}
 }
 
 // SendBatch sends a batch on the pooled route. Every queued statement is

@@ -18,13 +18,38 @@ type poolRows struct {
 	pgx.Rows
 	c *pgxpool.Conn
 	r *route
+	// Kept to run the query again once if the first run failed on a
+	// stale description, which happens before any row arrives.
+	ctx     context.Context
+	sql     string
+	args    []any
+	gotRows bool
+	retried bool
 }
 
 func (rs *poolRows) Next() bool {
 	if rs.Rows.Next() {
+		rs.gotRows = true
 		return true
 	}
 	rs.Close()
+	if !rs.gotRows && !rs.retried && isStale(rs.Rows.Err()) {
+		rs.retried = true
+		rs.r.gens.staleSeen()
+		c, err := rs.r.acquire(rs.ctx, true)
+		if err != nil {
+			rs.Rows = errRows{err}
+			return false
+		}
+		rows, err := c.Query(rs.ctx, rs.sql, rs.args...)
+		if err != nil {
+			rs.r.release(c)
+			rs.Rows = errRows{err}
+			return false
+		}
+		rs.Rows, rs.c = rows, c
+		return rs.Next()
+	}
 	return false
 }
 
@@ -37,9 +62,12 @@ func (rs *poolRows) Close() {
 }
 
 type poolRow struct {
-	row pgx.Row
-	c   *pgxpool.Conn
-	r   *route
+	row  pgx.Row
+	c    *pgxpool.Conn
+	r    *route
+	ctx  context.Context
+	sql  string
+	args []any
 }
 
 func (pr *poolRow) Scan(dest ...any) error {
@@ -47,6 +75,15 @@ func (pr *poolRow) Scan(dest ...any) error {
 	if pr.c != nil {
 		pr.r.release(pr.c)
 		pr.c = nil
+	}
+	if isStale(err) {
+		pr.r.gens.staleSeen()
+		c, aerr := pr.r.acquire(pr.ctx, true)
+		if aerr != nil {
+			return aerr
+		}
+		err = c.QueryRow(pr.ctx, pr.sql, pr.args...).Scan(dest...)
+		pr.r.release(c)
 	}
 	return err
 }

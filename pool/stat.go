@@ -24,6 +24,10 @@ type RouteStat struct {
 	// again; ServerFull counts callers whose context ended while waiting
 	// (they got ErrServerFull).
 	Routed, Retried, ServerFull int64
+	// StaleRetries counts statements run again because a schema change
+	// made a cached description stale; each retires the route's older
+	// connections.
+	StaleRetries int64
 }
 
 // Stat returns a snapshot of the pool's state.
@@ -54,5 +58,6 @@ func (r *route) stat() RouteStat {
 		Routed:        r.routed.Load(),
 		Retried:       r.retried.Load(),
 		ServerFull:    r.serverFull.Load(),
+		StaleRetries:  r.gens.retries.Load(),
 	}
 }
