@@ -26,12 +26,13 @@ const (
 
 // Config configures a [Monitor]. Only one of DB and URL is set.
 type Config struct {
-	// DB runs the poll's query on a connection the caller already pools.
-	// A poll borrows one connection for one query; if none is free it
-	// waits at most Timeout, then counts the poll as failed. Give the
-	// monitor a route that bypasses any transaction pooler if the pooler
-	// must not show up as one app in the counts (supapool's *pool.Pool
-	// uses its direct route).
+	// DB runs the poll's query on a connection the caller already pools,
+	// so the monitor costs no connection of its own. A poll borrows one
+	// connection for one query; if none is free it waits at most Timeout,
+	// then counts the poll as failed. The query needs no prepared
+	// statement, so a DB behind a transaction-mode pooler works too
+	// (supapool's *pool.Pool runs it on its pooled route); the poll then
+	// runs on one of the pooler's server connections.
 	DB DB
 
 	// URL makes the monitor keep one connection of its own, opened on the
@@ -63,8 +64,9 @@ type Config struct {
 
 	// OnChange is called after a poll changes the level (after
 	// hysteresis), with the snapshot that changed it. It is called from
-	// the polling goroutine, one call at a time; a slow OnChange delays
-	// the next poll.
+	// the polling goroutine, one call at a time, while the poll still
+	// holds its turn: a slow OnChange delays the next poll, and one that
+	// calls Poll or Close deadlocks.
 	OnChange func(Snapshot)
 
 	// OnAlert is called when an alert is raised or cleared, like OnChange.

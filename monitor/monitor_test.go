@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -497,6 +498,10 @@ func TestRunStopsCleanly(t *testing.T) {
 func BenchmarkPoll(b *testing.B) {
 	bed := testbed.Start(b)
 	ctx := context.Background()
+	// A server with some company: 20 sessions under 4 applications.
+	for i := range 4 {
+		open(b, bed.DirectURL, fmt.Sprintf("bench-%d", i), 5)
+	}
 	m, err := monitor.New(monitor.Config{URL: bed.AdminURL})
 	require.NoError(b, err)
 	defer m.Close()

@@ -19,8 +19,9 @@ const (
 	StateHidden = "<insufficient privilege>"
 )
 
-// Snapshot is what one poll saw. A Snapshot is a value: the monitor never
-// changes one after handing it out.
+// Snapshot is what one poll saw. The monitor never changes a snapshot after
+// handing it out, and copies share their maps and slices, so treat them as
+// read-only.
 type Snapshot struct {
 	// Time is when the server took the data (its now()), in the monitor's
 	// clock zone. On a stale snapshot it is the last good poll's time.
