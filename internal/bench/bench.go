@@ -1,0 +1,242 @@
+// Package bench holds the workloads behind supapool's numbers, shared by
+// the packages' Go benchmarks and by examples/bench, which prints them as
+// ratios measured side by side in one run. Every workload runs against
+// real servers (see internal/testbed).
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/supapool/supapool/pool"
+)
+
+// Result counts a load's outcomes.
+type Result struct {
+	Queries, Errors int64
+	Codes           map[string]int64 // SQLSTATE (or ErrServerFull, other) → count
+	Elapsed         time.Duration
+}
+
+// QPS is successful queries per second.
+func (r Result) QPS() float64 { return float64(r.Queries-r.Errors) / r.Elapsed.Seconds() }
+
+// ErrorRate is the share of queries that failed, 0 to 1.
+func (r Result) ErrorRate() float64 {
+	if r.Queries == 0 {
+		return 0
+	}
+	return float64(r.Errors) / float64(r.Queries)
+}
+
+// Execer is what a load needs from a pool: pgxpool.Pool and pool.Pool both
+// are one.
+type Execer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Close()
+}
+
+// Load runs goroutines × queries of a one-row query on p and counts
+// outcomes.
+func Load(ctx context.Context, p Execer, goroutines, queries int) Result {
+	return loadAll(ctx, []Execer{p}, goroutines, queries)
+}
+
+func loadAll(ctx context.Context, pools []Execer, goroutines, queries int) Result {
+	var total, failed atomic.Int64
+	var mu sync.Mutex
+	codes := map[string]int64{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, p := range pools {
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func(p Execer) {
+				defer wg.Done()
+				for q := 0; q < queries; q++ {
+					total.Add(1)
+					var n int
+					if err := p.QueryRow(ctx, "select $1::int + 1", q).Scan(&n); err != nil || n != q+1 {
+						failed.Add(1)
+						mu.Lock()
+						codes[errCode(err)]++
+						mu.Unlock()
+					}
+				}
+			}(p)
+		}
+	}
+	wg.Wait()
+	return Result{Queries: total.Load(), Errors: failed.Load(), Codes: codes, Elapsed: time.Since(start)}
+}
+
+func errCode(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return "wrong result"
+	case errors.As(err, &pgErr):
+		return pgErr.Code
+	case errors.Is(err, pool.ErrServerFull):
+		return "ErrServerFull"
+	}
+	return "other"
+}
+
+// Storm is the seed's incident: Apps × Instances pools, each with
+// Goroutines running Queries short queries, against one server.
+type Storm struct {
+	Apps, Instances, Goroutines, Queries int
+	// Caps gives each app's pooled cap per instance.
+	Caps func(app string) int32
+	// Plain uses hand-configured pgxpool instead of supapool.
+	Plain bool
+}
+
+// RunStorm runs the storm with every pool on directURL (no pooler, as a
+// service pointed at DATABASE_URL alone would be).
+func RunStorm(ctx context.Context, directURL string, s Storm) (Result, error) {
+	var pools []Execer
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	for a := 0; a < s.Apps; a++ {
+		name := "storm_app" + strconv.Itoa(a)
+		for i := 0; i < s.Instances; i++ {
+			if s.Plain {
+				cfg, err := pgxpool.ParseConfig(directURL)
+				if err != nil {
+					return Result{}, err
+				}
+				cfg.MaxConns = s.Caps(name)
+				cfg.ConnConfig.RuntimeParams["application_name"] = name
+				p, err := pgxpool.NewWithConfig(ctx, cfg)
+				if err != nil {
+					return Result{}, err
+				}
+				pools = append(pools, p)
+				continue
+			}
+			p, err := pool.New(ctx, pool.Config{AppName: name, DirectURL: directURL, MaxConns: s.Caps(name)})
+			if err != nil {
+				return Result{}, err
+			}
+			pools = append(pools, p)
+		}
+	}
+	return loadAll(ctx, pools, s.Goroutines, s.Queries), nil
+}
+
+// Fixed returns a Caps function giving every app n.
+func Fixed(n int32) func(string) int32 { return func(string) int32 { return n } }
+
+// Latency summarises notification latencies.
+type Latency struct {
+	N            int
+	Elapsed      time.Duration // first send to last receipt
+	P50, P99     time.Duration
+	PerSecond    float64
+	Missing      int
+	OutOfOrderAt int // index of the first out-of-order payload, -1 if none
+}
+
+// Listen sends n notifications on channel from a connection of its own
+// and reads their payloads from recv, where the listener under test puts
+// them. Payloads carry the send time, so latency is measured end to end.
+func Listen(ctx context.Context, notifyURL, channel string, n int, recv <-chan string) (Latency, error) {
+	sender, err := pgx.Connect(ctx, notifyURL)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer sender.Close(context.Background())
+	start := time.Now()
+	sendErr := make(chan error, 1)
+	go func() {
+		const batch = 50
+		for i := 0; i < n; i += batch {
+			b := &pgx.Batch{}
+			for j := i; j < i+batch && j < n; j++ {
+				b.Queue("select pg_notify($1, $2)", channel, strconv.Itoa(j)+" "+strconv.FormatInt(time.Now().UnixNano(), 10))
+			}
+			if err := sender.SendBatch(ctx, b).Close(); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- nil
+	}()
+	lat := make([]time.Duration, 0, n)
+	l := Latency{N: n, OutOfOrderAt: -1}
+	timeout := time.NewTimer(60 * time.Second)
+	defer timeout.Stop()
+	for i := 0; i < n; i++ {
+		select {
+		case p := <-recv:
+			var seq int
+			var sent int64
+			if _, err := fmt.Sscanf(p, "%d %d", &seq, &sent); err != nil {
+				return l, fmt.Errorf("bench: bad payload %q", p)
+			}
+			if seq != i && l.OutOfOrderAt < 0 {
+				l.OutOfOrderAt = i
+			}
+			lat = append(lat, time.Since(time.Unix(0, sent)))
+		case <-timeout.C:
+			l.Missing = n - i
+			i = n
+		}
+	}
+	l.Elapsed = time.Since(start)
+	if err := <-sendErr; err != nil {
+		return l, err
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		l.P50 = lat[len(lat)/2]
+		l.P99 = lat[len(lat)*99/100]
+	}
+	l.PerSecond = float64(len(lat)) / l.Elapsed.Seconds()
+	return l, nil
+}
+
+// RawListener is the hand-written baseline: one pgx connection in a
+// WaitForNotification loop, payloads sent to out.
+func RawListener(ctx context.Context, directURL, channel string, out chan<- string) (stop func(), err error) {
+	conn, err := pgx.Connect(ctx, directURL)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "listen "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			n, err := conn.WaitForNotification(lctx)
+			if err != nil {
+				return
+			}
+			out <- n.Payload
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		conn.Close(context.Background())
+	}, nil
+}
