@@ -31,6 +31,7 @@ func applyBudget(c *Config, path string) error {
 		return fmt.Errorf("pool: app %q (%s) is not in the budget %s (%s); it has: %s", c.AppName, EnvAppName, path, EnvBudget, strings.Join(names, ", "))
 	}
 	c.MaxConns, c.MaxDirectConns = alloc.MaxConns, alloc.MaxDirectConns
+	c.NoDirect = alloc.MaxDirectConns == 0
 	c.maxConnsFrom, c.maxDirectConnsFrom = EnvBudget, EnvBudget
 	return nil
 }

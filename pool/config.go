@@ -72,6 +72,13 @@ type Config struct {
 	// DirectURL.
 	MaxDirectConns int32
 
+	// NoDirect turns the direct route off, for an app whose budget gives
+	// it no direct connections: Begin then goes to the pooled route, and
+	// Acquire(ctx, Direct), the Listener and DirectDB fail with
+	// ErrNoDirectRoute. A SUPAPOOL_BUDGET plan with direct: 0 for the app
+	// sets it.
+	NoDirect bool
+
 	// TxRoute is where Begin and BeginTx go. Default Direct: a direct
 	// transaction may hold session state and never waits for a pooler
 	// slot. Pooled is safe too, because a transaction-mode pooler keeps a
@@ -262,7 +269,14 @@ func (c Config) resolve() (resolved, error) {
 	switch r.TxRoute {
 	case 0:
 		r.TxRoute = Direct
-	case Pooled, Direct:
+		if r.NoDirect {
+			r.TxRoute = Pooled
+		}
+	case Direct:
+		if r.NoDirect {
+			return r, fmt.Errorf("pool: TxRoute is Direct but NoDirect is set (the budget gives this app no direct connections); use pool.Pooled")
+		}
+	case Pooled:
 	default:
 		return r, fmt.Errorf("pool: TxRoute %d is not a route, expected pool.Pooled or pool.Direct", r.TxRoute)
 	}

@@ -19,6 +19,10 @@ var (
 	// pooler had no connection to give before the caller's context ended.
 	ErrServerFull = errors.New("pool: server has no free connections")
 
+	// ErrNoDirectRoute is returned by calls that need the direct route
+	// when Config.NoDirect is set.
+	ErrNoDirectRoute = errors.New("pool: direct route is off (NoDirect: the budget gives this app no direct connections)")
+
 	// ErrClosed is returned by calls on a closed Pool.
 	ErrClosed = errors.New("pool: closed")
 )

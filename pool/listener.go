@@ -149,6 +149,9 @@ func checkChannel(name string) error {
 // returns is delivered. Any channel name works; it is quoted as an
 // identifier.
 func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error {
+	if l.p.direct == nil {
+		return ErrNoDirectRoute
+	}
 	if err := checkChannel(channel); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -80,9 +81,11 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 	if p.pooled, err = p.newRoute(ctx, Pooled, pooledName, pooledDSN, cfg.MaxConns, hook); err != nil {
 		return nil, err
 	}
-	if p.direct, err = p.newRoute(ctx, Direct, fieldName("DirectURL", EnvDirectURL), cfg.direct, cfg.MaxDirectConns, cfg.ConfigureDirect); err != nil {
-		p.pooled.pool.Close()
-		return nil, err
+	if !cfg.NoDirect {
+		if p.direct, err = p.newRoute(ctx, Direct, fieldName("DirectURL", EnvDirectURL), cfg.direct, cfg.MaxDirectConns, cfg.ConfigureDirect); err != nil {
+			p.pooled.pool.Close()
+			return nil, err
+		}
 	}
 	p.log.Info("supapool: pool ready",
 		zap.String("direct_url", Redact(cfg.direct.url)),
@@ -255,6 +258,9 @@ func (p *Pool) routeFor(r Route) (*route, error) {
 	case Pooled:
 		return p.pooled, nil
 	case Direct:
+		if p.direct == nil {
+			return nil, ErrNoDirectRoute
+		}
 		return p.direct, nil
 	}
 	return nil, fmt.Errorf("pool: unknown route %d, expected pool.Pooled or pool.Direct", int(r))
@@ -359,7 +365,10 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
-	r, _ := p.routeFor(p.cfg.TxRoute)
+	r, err := p.routeFor(p.cfg.TxRoute)
+	if err != nil {
+		return nil, err
+	}
 	c, err := r.acquire(ctx, true)
 	if err != nil {
 		return nil, err
@@ -419,7 +428,11 @@ func (p *Pool) DirectDB() *sql.DB {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.db == nil {
-		p.db = stdlib.OpenDBFromPool(p.direct.pool)
+		if p.direct == nil {
+			p.db = sql.OpenDB(noDirectConnector{})
+		} else {
+			p.db = stdlib.OpenDBFromPool(p.direct.pool)
+		}
 	}
 	return p.db
 }
@@ -443,8 +456,21 @@ func (p *Pool) Close() {
 		_ = db.Close()
 	}
 	p.pooled.pool.Close()
-	p.direct.pool.Close()
+	if p.direct != nil {
+		p.direct.pool.Close()
+	}
 }
+
+// noDirectConnector backs DirectDB when the direct route is off, so that
+// migrations fail with a clear error instead of going through a pooler.
+type noDirectConnector struct{}
+
+func (noDirectConnector) Connect(context.Context) (driver.Conn, error) { return nil, ErrNoDirectRoute }
+func (noDirectConnector) Driver() driver.Driver                        { return noDirectDriver{} }
+
+type noDirectDriver struct{}
+
+func (noDirectDriver) Open(string) (driver.Conn, error) { return nil, ErrNoDirectRoute }
 
 // discard closes a connection instead of giving it back, for connections
 // whose session state (LISTEN) must not reach another caller.

@@ -34,7 +34,7 @@ type RouteStat struct {
 func (p *Pool) Stat() Stat {
 	s := Stat{
 		Pooled:  p.pooled.stat(),
-		Direct:  p.direct.stat(),
+		Direct:  p.direct.stat(), // zero when the direct route is off
 		Refused: p.refused.Load(),
 	}
 	p.mu.Lock()
@@ -47,6 +47,9 @@ func (p *Pool) Stat() Stat {
 }
 
 func (r *route) stat() RouteStat {
+	if r == nil {
+		return RouteStat{}
+	}
 	ps := r.pool.Stat()
 	return RouteStat{
 		Mode:          r.mode,
