@@ -53,11 +53,12 @@ type Listener struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	runDone   chan struct{}
-	cmds      chan listenCmd
-
-	// interrupt wakes the reader when a command waits.
+	// Commands wait in pending; do() ends the reader's current wait
+	// (interrupt) or wakes its backoff sleep (wake) to get them seen.
 	imu       sync.Mutex
+	pending   []listenCmd
 	interrupt context.CancelFunc
+	wake      chan struct{}
 
 	workers sync.WaitGroup
 
@@ -115,7 +116,7 @@ func (p *Pool) Listener() *Listener {
 			ctx:     ctx,
 			cancel:  cancel,
 			runDone: make(chan struct{}),
-			cmds:    make(chan listenCmd),
+			wake:    make(chan struct{}, 1),
 		}
 	}
 	return p.listener
@@ -173,12 +174,15 @@ func (l *Listener) do(ctx context.Context, cmd listenCmd) error {
 	}
 	l.startOnce.Do(func() { go l.run() })
 	cmd.done = make(chan error, 1)
+	l.imu.Lock()
+	l.pending = append(l.pending, cmd)
+	if l.interrupt != nil {
+		l.interrupt()
+	}
+	l.imu.Unlock()
 	select {
-	case l.cmds <- cmd:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-l.runDone:
-		return ErrClosed
+	case l.wake <- struct{}{}:
+	default:
 	}
 	select {
 	case err := <-cmd.done:
@@ -186,7 +190,18 @@ func (l *Listener) do(ctx context.Context, cmd listenCmd) error {
 	case <-ctx.Done():
 		// The command still completes in the background.
 		return ctx.Err()
+	case <-l.runDone:
+		return ErrClosed
 	}
+}
+
+// takePending hands the waiting commands to run.
+func (l *Listener) takePending() []listenCmd {
+	l.imu.Lock()
+	defer l.imu.Unlock()
+	cmds := l.pending
+	l.pending = nil
+	return cmds
 }
 
 // Stat returns a snapshot of the listener's counters.
@@ -240,11 +255,16 @@ func (l *Listener) run() {
 			r.discard(c)
 			l.connected.Store(false)
 		}
-		for _, cmd := range waiting {
+		for _, cmd := range append(waiting, l.takePending()...) {
 			cmd.done <- ErrClosed
 		}
 	}()
 	backoff := listenerMinBackoff
+	var (
+		wctx    context.Context
+		wcancel context.CancelFunc = func() {}
+	)
+	defer func() { wcancel() }()
 	for {
 		if l.ctx.Err() != nil {
 			return
@@ -257,7 +277,7 @@ func (l *Listener) run() {
 					return
 				}
 				l.log.Debug("supapool: listener connect failed", zap.Error(err))
-				if !l.sleep(backoff, &waiting) {
+				if !l.sleep(backoff, chans, &waiting) {
 					return
 				}
 				backoff = min(backoff*2, listenerMaxBackoff)
@@ -273,7 +293,7 @@ func (l *Listener) run() {
 					f(l.ctx)
 				}
 			}
-			for _, cmd := range waiting {
+			for _, cmd := range append(waiting, l.takePending()...) {
 				l.apply(c, chans, cmd, drop)
 			}
 			waiting = nil
@@ -281,43 +301,29 @@ func (l *Listener) run() {
 		}
 
 		// Wait for a notification, a command, or time to check the
-		// connection.
-		wctx, cancel := context.WithTimeout(l.ctx, listenerPingInterval)
-		l.imu.Lock()
-		l.interrupt = cancel
-		l.imu.Unlock()
-		cmdCh := make(chan listenCmd, 1)
-		stopFwd := make(chan struct{})
-		go func() {
-			select {
-			case cmd := <-l.cmds:
-				cmdCh <- cmd
-				cancel()
-			case <-stopFwd:
+		// connection. One wait context serves many notifications, so a
+		// notification costs no timer or goroutine.
+		if wctx == nil || wctx.Err() != nil {
+			wctx, wcancel = context.WithTimeout(l.ctx, listenerPingInterval)
+			l.imu.Lock()
+			l.interrupt = wcancel
+			queued := len(l.pending) > 0
+			l.imu.Unlock()
+			if queued {
+				wcancel() // a command came before this wait could be interrupted
 			}
-		}()
-		n, err := c.Conn().WaitForNotification(wctx)
-		close(stopFwd)
-		cancel()
-		var cmd *listenCmd
-		select {
-		case got := <-cmdCh:
-			cmd = &got
-		default:
 		}
+		n, err := c.Conn().WaitForNotification(wctx)
 		switch {
 		case err == nil:
 			l.dispatch(chans, n)
+			continue
 		case l.ctx.Err() != nil:
-			if cmd != nil {
-				cmd.done <- ErrClosed
-			}
 			return
 		case wctx.Err() != nil && !c.Conn().IsClosed():
 			// We ended the wait (a command, or time for a ping); pgx's
 			// deadline-based cancellation leaves the connection usable.
-			if cmd == nil {
-				// Idle for a while: make sure the connection is alive.
+			if errors.Is(wctx.Err(), context.DeadlineExceeded) {
 				pctx, pcancel := context.WithTimeout(l.ctx, 5*time.Second)
 				if perr := c.Ping(pctx); perr != nil {
 					drop(perr)
@@ -327,11 +333,11 @@ func (l *Listener) run() {
 		default:
 			drop(err)
 		}
-		if cmd != nil {
+		for _, cmd := range l.takePending() {
 			if c == nil {
-				l.prepare(chans, *cmd, &waiting)
+				l.prepare(chans, cmd, &waiting)
 			} else {
-				l.apply(c, chans, *cmd, drop)
+				l.apply(c, chans, cmd, drop)
 			}
 		}
 	}
@@ -356,7 +362,7 @@ func (l *Listener) connect(chans map[string]*channel) (*pgxpool.Conn, error) {
 
 // sleep waits for d while queuing commands that arrive meanwhile (they are
 // carried out once connected). It reports false when the listener closes.
-func (l *Listener) sleep(d time.Duration, waiting *[]listenCmd) bool {
+func (l *Listener) sleep(d time.Duration, chans map[string]*channel, waiting *[]listenCmd) bool {
 	d += rand.N(d / 2)
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -366,8 +372,10 @@ func (l *Listener) sleep(d time.Duration, waiting *[]listenCmd) bool {
 			return false
 		case <-t.C:
 			return true
-		case cmd := <-l.cmds:
-			*waiting = append(*waiting, cmd)
+		case <-l.wake:
+			for _, cmd := range l.takePending() {
+				l.prepare(chans, cmd, waiting)
+			}
 		}
 	}
 }

@@ -1,0 +1,340 @@
+// Command bench prints supapool's numbers: every row is measured side by
+// side with its baseline in one run, on the same servers, and reported as
+// a ratio, because absolute times on a shared machine are not stable.
+//
+//	go run ./examples/bench          # about two minutes
+//	go run ./examples/bench -quick   # smaller loads, for a smoke test
+//
+// It starts its own PostgreSQL (max_connections 60) and transaction-mode
+// PgBouncer with internal/testbed, so it needs the Debian packages
+// postgresql and pgbouncer.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/supapool/supapool/budget"
+	"github.com/supapool/supapool/internal/bench"
+	"github.com/supapool/supapool/internal/testbed"
+	"github.com/supapool/supapool/monitor"
+	"github.com/supapool/supapool/pool"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+type sizes struct {
+	rounds, rowQueries          int // QueryRow overhead: interleaved rounds of rowQueries each
+	modeGoroutines, modeQueries int
+	stormQueries                int
+	notifications, listenRounds int
+	polls                       int
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "small loads (a smoke test, not numbers to quote)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	sz := sizes{rounds: 15, rowQueries: 2000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, notifications: 5000, listenRounds: 5, polls: 200}
+	if *quick {
+		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, notifications: 500, listenRounds: 1, polls: 20}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	progress := func(f string, a ...any) { fmt.Fprintf(stderr, "bench: "+f+"\n", a...) }
+	bed, err := testbed.New(ctx, testbed.Options{MaxConnections: 60, Logf: progress})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer bed.Close()
+
+	fmt.Fprintln(stdout, "| measurement | supapool | baseline | ratio |")
+	fmt.Fprintln(stdout, "|---|---|---|---|")
+	for _, step := range []func(context.Context, *testbed.Bed, sizes, io.Writer, func(string, ...any)) error{
+		queryRowOverhead, execModes, storms, listener, monitorPoll,
+	} {
+		if err := step(ctx, bed, sz, stdout, progress); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// drained waits until no backend of the apps named with prefix is left, so
+// one storm's closing connections don't count against the next.
+func drained(ctx context.Context, bed *testbed.Bed, prefix string) error {
+	for i := 0; i < 200; i++ {
+		n, err := bed.Count(ctx, testbed.Filter{AppPrefix: prefix})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("backends of %s* still open after 10s", prefix)
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func rawPool(ctx context.Context, url string, maxConns int32, mode pgx.QueryExecMode) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = maxConns
+	if mode != 0 {
+		cfg.ConnConfig.DefaultQueryExecMode = mode
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// queryRowOverhead alternates rounds of serial QueryRow through supapool
+// and through pgxpool configured by hand the same way, so drifts in the
+// machine's speed hit both alike.
+func queryRowOverhead(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
+	progress("QueryRow overhead: %d interleaved rounds of %d queries", sz.rounds, sz.rowQueries)
+	raw, err := rawPool(ctx, bed.PooledURL, 4, pgx.QueryExecModeCacheDescribe)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	sp, err := pool.New(ctx, pool.Config{AppName: "bench", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL, MaxConns: 4})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	timeIt := func(q bench.Execer) (time.Duration, error) {
+		start := time.Now()
+		var n int
+		for i := 0; i < sz.rowQueries; i++ {
+			if err := q.QueryRow(ctx, "select $1::int + 1", i).Scan(&n); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	var ratios, supa, base []float64
+	for r := 0; r < sz.rounds; r++ {
+		a, err := timeIt(raw)
+		if err != nil {
+			return err
+		}
+		b, err := timeIt(sp)
+		if err != nil {
+			return err
+		}
+		ratios = append(ratios, float64(b)/float64(a))
+		supa = append(supa, float64(b.Microseconds())/float64(sz.rowQueries))
+		base = append(base, float64(a.Microseconds())/float64(sz.rowQueries))
+	}
+	fmt.Fprintf(out, "| pooled QueryRow latency through PgBouncer (median of %d rounds) | %.0f µs | pgxpool, same exec mode: %.0f µs | %.3f× |\n",
+		sz.rounds, median(supa), median(base), median(ratios))
+	return nil
+}
+
+// execModes runs the same concurrent load through the transaction pooler
+// with supapool's default and with each of pgx's modes set by hand.
+func execModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
+	progress("exec modes: %d goroutines × %d queries through PgBouncer, 3 rounds each", sz.modeGoroutines, sz.modeQueries)
+	modes := []struct {
+		name string
+		mode pgx.QueryExecMode
+	}{
+		{"default (cache_statement)", pgx.QueryExecModeCacheStatement},
+		{"exec", pgx.QueryExecModeExec},
+		{"simple_protocol", pgx.QueryExecModeSimpleProtocol},
+		{"cache_describe by hand", pgx.QueryExecModeCacheDescribe},
+	}
+	supaQPS := []float64{}
+	baseQPS := make([][]float64, len(modes))
+	baseErr := make([]float64, len(modes))
+	for round := 0; round < 3; round++ {
+		sp, err := pool.New(ctx, pool.Config{AppName: "bench", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL, MaxConns: int32(sz.modeGoroutines)})
+		if err != nil {
+			return err
+		}
+		r := bench.Load(ctx, sp, sz.modeGoroutines, sz.modeQueries)
+		sp.Close()
+		if r.Errors > 0 {
+			return fmt.Errorf("supapool's default mode failed %d queries: %v", r.Errors, r.Codes)
+		}
+		supaQPS = append(supaQPS, r.QPS())
+		for i, m := range modes {
+			p, err := rawPool(ctx, bed.PooledURL, int32(sz.modeGoroutines), m.mode)
+			if err != nil {
+				return err
+			}
+			r := bench.Load(ctx, p, sz.modeGoroutines, sz.modeQueries)
+			p.Close()
+			baseQPS[i] = append(baseQPS[i], r.QPS())
+			baseErr[i] = max(baseErr[i], r.ErrorRate())
+		}
+	}
+	s := median(supaQPS)
+	for i, m := range modes {
+		b := median(baseQPS[i])
+		ratio := fmt.Sprintf("%.2f× qps", s/b)
+		if baseErr[i] > 0 {
+			ratio = "baseline fails"
+		}
+		fmt.Fprintf(out, "| through PgBouncer, %d goroutines: supapool default vs pgx %s | %.0f qps, 0%% errors | %.0f qps, %.1f%% errors | %s |\n",
+			sz.modeGoroutines, m.name, s, b, 100*baseErr[i], ratio)
+	}
+	return nil
+}
+
+// storms runs the seed's incident: 7 apps × 4 instances × 10 goroutines
+// against 60 connections, with naive caps and with caps from a plan.
+func storms(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
+	// A server of their own: the other rows' PgBouncer keeps server
+	// connections open, which would take slots the plan counts on.
+	bed, err := testbed.New(ctx, testbed.Options{MaxConnections: 60, NoPooler: true})
+	if err != nil {
+		return err
+	}
+	defer bed.Close()
+	spec := budget.Spec{Limit: 60, Reserved: 3}
+	for a := 0; a < 7; a++ {
+		spec.Apps = append(spec.Apps, budget.App{Name: fmt.Sprintf("storm_app%d", a), Instances: 4})
+	}
+	plan, err := budget.Plan(spec)
+	if err != nil {
+		return err
+	}
+	planned := func(app string) int32 { return plan.For(app).MaxConns }
+	cases := []struct {
+		name  string
+		caps  func(string) int32
+		plain bool
+	}{
+		{"naive caps 4", bench.Fixed(4), true},
+		{"naive caps 4", bench.Fixed(4), false},
+		{"budget caps", planned, true},
+		{"budget caps", planned, false},
+	}
+	res := make([]bench.Result, len(cases))
+	for i, c := range cases {
+		who := "supapool"
+		if c.plain {
+			who = "pgxpool"
+		}
+		progress("storm: %s, %s (28 pools × 10 goroutines × %d queries)", who, c.name, sz.stormQueries)
+		direct := bed.DirectURL
+		if res[i], err = bench.RunStorm(ctx, direct, bench.Storm{Apps: 7, Instances: 4, Goroutines: 10, Queries: sz.stormQueries, Caps: c.caps, Plain: c.plain}); err != nil {
+			return err
+		}
+		if err := drained(ctx, bed, "storm_"); err != nil {
+			return err
+		}
+	}
+	row := func(label string, s, b bench.Result) {
+		fmt.Fprintf(out, "| %s | %.0f qps, %.1f%% errors | %.0f qps, %.1f%% errors | %.2f× qps |\n",
+			label, s.QPS(), 100*s.ErrorRate(), b.QPS(), 100*b.ErrorRate(), s.QPS()/b.QPS())
+	}
+	row("storm, naive caps 4 (28 pools, 60 conns): supapool vs pgxpool", res[1], res[0])
+	row(fmt.Sprintf("storm, budget caps %d: supapool vs pgxpool", plan.For("storm_app0").MaxConns), res[3], res[2])
+	row("storm: supapool naive caps 4 vs supapool budget caps", res[1], res[3])
+	return nil
+}
+
+// listener compares the Listener with a hand-written WaitForNotification
+// loop on one connection.
+func listener(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
+	progress("listener: %d rounds of %d notifications", sz.listenRounds, sz.notifications)
+	recvRaw := make(chan string, sz.notifications)
+	stop, err := bench.RawListener(ctx, bed.DirectURL, "bench_raw", recvRaw)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	sp, err := pool.New(ctx, pool.Config{AppName: "bench", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL, ListenerQueueSize: sz.notifications})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	recvSupa := make(chan string, sz.notifications)
+	if err := sp.Listener().Listen(ctx, "bench_listener", func(_ context.Context, n *pgconn.Notification) error {
+		recvSupa <- n.Payload
+		return nil
+	}); err != nil {
+		return err
+	}
+	var rate, p50, p99 [2][]float64
+	for r := 0; r < sz.listenRounds; r++ {
+		order := []int{0, 1}
+		if r%2 == 1 {
+			order = []int{1, 0} // neither side always goes first
+		}
+		for _, i := range order {
+			c := []struct {
+				ch   string
+				recv chan string
+			}{{"bench_listener", recvSupa}, {"bench_raw", recvRaw}}[i]
+			l, err := bench.Listen(ctx, bed.DirectURL, c.ch, sz.notifications, c.recv)
+			if err != nil {
+				return err
+			}
+			if l.Missing > 0 || l.OutOfOrderAt >= 0 {
+				return fmt.Errorf("%s: %d missing, first out of order at %d", c.ch, l.Missing, l.OutOfOrderAt)
+			}
+			rate[i] = append(rate[i], l.PerSecond)
+			p50[i] = append(p50[i], float64(l.P50.Microseconds()))
+			p99[i] = append(p99[i], float64(l.P99.Microseconds()))
+		}
+	}
+	fmt.Fprintf(out, "| listener throughput vs raw WaitForNotification loop | %.0f/s | %.0f/s | %.2f× |\n", median(rate[0]), median(rate[1]), median(rate[0])/median(rate[1]))
+	fmt.Fprintf(out, "| listener latency p50 | %.0f µs | %.0f µs | %.2f× |\n", median(p50[0]), median(p50[1]), median(p50[0])/median(p50[1]))
+	fmt.Fprintf(out, "| listener latency p99 | %.0f µs | %.0f µs | %.2f× |\n", median(p99[0]), median(p99[1]), median(p99[0])/median(p99[1]))
+	return nil
+}
+
+// monitorPoll compares one monitor poll with the cheapest round trip on
+// the same connection.
+func monitorPoll(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
+	progress("monitor: %d polls", sz.polls)
+	p, err := rawPool(ctx, bed.DirectURL, 1, 0)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	m, err := monitor.New(monitor.Config{DB: p})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	var polls, pings []float64
+	for i := 0; i < sz.polls; i++ {
+		start := time.Now()
+		if _, err := m.Poll(ctx); err != nil {
+			return err
+		}
+		polls = append(polls, float64(time.Since(start).Microseconds()))
+		start = time.Now()
+		if _, err := p.Exec(ctx, "select 1"); err != nil {
+			return err
+		}
+		pings = append(pings, float64(time.Since(start).Microseconds()))
+	}
+	fmt.Fprintf(out, "| monitor poll (one query, one connection) vs `select 1` | %.0f µs | %.0f µs | %.1f× |\n", median(polls), median(pings), median(polls)/median(pings))
+	return nil
+}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// The numbers in README come from this program; a smoke run keeps it
+// working (the quick sizes are too small to quote).
+func TestQuickRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-quick"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"pooled QueryRow latency",
+		"default (cache_statement)", "baseline fails",
+		"storm, naive caps 4", "0.0% errors |",
+		"listener throughput", "listener latency p99",
+		"monitor poll",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "\n"); n != 14 {
+		t.Errorf("want a header, a rule and 12 rows, got %d lines:\n%s", n, out.String())
+	}
+}
