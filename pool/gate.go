@@ -8,22 +8,27 @@ import (
 	"time"
 )
 
-// gate admits at most cap callers to a route at once, first come first
-// served. The cap starts at the route's MaxConns; when the server says it
-// is full, the cap drops to the connections the route already holds, so
-// callers wait for one of those instead of asking the server for more, and
-// it climbs back by one per raiseEvery while the server keeps accepting.
+// gate admits at most cap callers to a route at once. The cap starts at
+// the route's MaxConns; when the server says it is full, the cap drops to
+// the connections the route already holds, so callers wait (first come,
+// first served) for one of those instead of asking the server for more,
+// and it climbs back by one per raiseEvery while the server keeps
+// accepting.
 //
-// pgxpool caps the route at MaxConns on its own; the gate exists because
-// that cap cannot shrink while the server is full.
+// While the cap is at MaxConns, pgxpool's own cap is the same limit, so
+// the gate only counts (two atomic operations per call) and leaves the
+// queueing to pgxpool: the gate costs nothing measurable until the server
+// is full.
 type gate struct {
-	mu      sync.Mutex
 	max     int32
+	inUse   atomic.Int32
+	reduced atomic.Bool  // cap < max: callers queue here
+	nwait   atomic.Int32 // waiters, so leave knows to admit after the cap rose again
+
+	mu      sync.Mutex
 	cap     int32
-	inUse   int32
 	waiters list.List // of chan struct{}
 	lowered time.Time
-	reduced atomic.Bool // cap < max; keeps ok() lock-free in the common case
 }
 
 const raiseEvery = time.Second
@@ -32,9 +37,17 @@ func newGate(max int32) *gate { return &gate{max: max, cap: max} }
 
 // enter waits for a place, or for ctx to end.
 func (g *gate) enter(ctx context.Context) error {
+	if !g.reduced.Load() && g.nwait.Load() == 0 {
+		g.inUse.Add(1)
+		return nil
+	}
 	g.mu.Lock()
-	if g.inUse < g.cap && g.waiters.Len() == 0 {
-		g.inUse++
+	// Count ourselves as waiting before looking at inUse: a leave that
+	// lowers inUse after our look then sees nwait > 0 and admits us.
+	g.nwait.Add(1)
+	if g.inUse.Load() < g.cap && g.waiters.Len() == 0 {
+		g.nwait.Add(-1)
+		g.inUse.Add(1)
 		g.mu.Unlock()
 		return nil
 	}
@@ -49,10 +62,11 @@ func (g *gate) enter(ctx context.Context) error {
 		select {
 		case <-ch:
 			// Admitted while giving up: pass the place on.
-			g.inUse--
+			g.inUse.Add(-1)
 			g.admit()
 		default:
 			g.waiters.Remove(el)
+			g.nwait.Add(-1)
 		}
 		g.mu.Unlock()
 		return ctx.Err()
@@ -61,17 +75,20 @@ func (g *gate) enter(ctx context.Context) error {
 
 // leave gives a place back.
 func (g *gate) leave() {
-	g.mu.Lock()
-	g.inUse--
-	g.admit()
-	g.mu.Unlock()
+	g.inUse.Add(-1)
+	if g.reduced.Load() || g.nwait.Load() > 0 {
+		g.mu.Lock()
+		g.admit()
+		g.mu.Unlock()
+	}
 }
 
 // admit lets waiters in while there is room; g.mu is held.
 func (g *gate) admit() {
-	for g.inUse < g.cap && g.waiters.Len() > 0 {
+	for g.inUse.Load() < g.cap && g.waiters.Len() > 0 {
 		ch := g.waiters.Remove(g.waiters.Front()).(chan struct{})
-		g.inUse++
+		g.nwait.Add(-1)
+		g.inUse.Add(1)
 		close(ch)
 	}
 }
@@ -111,12 +128,7 @@ func (g *gate) ok() {
 // lowered) and nobody here waits for one, an idle connection is a slot
 // that another instance or app is waiting for.
 func (g *gate) shed() bool {
-	if !g.reduced.Load() {
-		return false
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.waiters.Len() == 0
+	return g.reduced.Load() && g.nwait.Load() == 0
 }
 
 // limit is the current cap.

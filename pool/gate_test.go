@@ -1,0 +1,105 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestGateCapsAndAdmitsInOrder(t *testing.T) {
+	g := newGate(3)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		require.NoError(t, g.enter(ctx))
+	}
+	g.full(2) // server full: only the two we hold... three are in use
+	assert.EqualValues(t, 2, g.limit())
+
+	admitted := make(chan int, 3)
+	for i := 0; i < 3; i++ {
+		go func(i int) {
+			require.NoError(t, g.enter(ctx))
+			admitted <- i
+		}(i)
+		// Each waiter is queued before the next starts.
+		require.Eventually(t, func() bool { return g.nwait.Load() == int32(i+1) }, time.Second, time.Millisecond)
+	}
+	g.leave() // 2 in use, cap 2: nobody may enter yet
+	select {
+	case i := <-admitted:
+		t.Fatalf("waiter %d admitted over the lowered cap", i)
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.leave()
+	assert.Equal(t, 0, <-admitted, "first come, first served")
+	g.leave()
+	assert.Equal(t, 1, <-admitted)
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	// A caller whose context ends while queued leaves no trace.
+	assert.ErrorIs(t, g.enter(cctx), context.Canceled)
+	g.leave()
+	assert.Equal(t, 2, <-admitted)
+	assert.EqualValues(t, 2, g.inUse.Load())
+	assert.Zero(t, g.nwait.Load())
+}
+
+func TestGateRaisesCapSlowly(t *testing.T) {
+	g := newGate(4)
+	g.full(1)
+	assert.True(t, g.shed(), "while the server is short, idle connections are given back")
+	g.lowered = time.Now().Add(-raiseEvery)
+	g.ok()
+	assert.EqualValues(t, 2, g.limit())
+	g.ok()
+	assert.EqualValues(t, 2, g.limit(), "one step per raiseEvery")
+	for i := 0; i < 3; i++ {
+		g.lowered = time.Now().Add(-raiseEvery)
+		g.ok()
+	}
+	assert.EqualValues(t, 4, g.limit(), "never above MaxConns")
+	assert.False(t, g.reduced.Load())
+	assert.False(t, g.shed())
+}
+
+// Many callers through a gate whose cap drops and rises under them:
+// nobody is left waiting and the counts come back to zero. (While the cap
+// is at MaxConns the gate only counts; pgxpool's own cap holds callers.)
+func TestGateUnderChurn(t *testing.T) {
+	g := newGate(4)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var admitted atomic.Int64
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				if err := g.enter(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				admitted.Add(1)
+				if j%50 == 0 {
+					g.full(2)
+				}
+				g.leave()
+				g.mu.Lock()
+				g.lowered = time.Time{} // let ok raise at once
+				g.mu.Unlock()
+				g.ok()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.EqualValues(t, 200*200, admitted.Load())
+	assert.Zero(t, g.inUse.Load())
+	assert.Zero(t, g.nwait.Load())
+}
