@@ -155,7 +155,7 @@ func queryRowOverhead(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Wr
 // execModes runs the same concurrent load through the transaction pooler
 // with supapool's default and with each of pgx's modes set by hand.
 func execModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
-	progress("exec modes: %d goroutines × %d queries through PgBouncer, 3 rounds each", sz.modeGoroutines, sz.modeQueries)
+	progress("exec modes: %d goroutines × %d queries through PgBouncer, 5 rounds each", sz.modeGoroutines, sz.modeQueries)
 	modes := []struct {
 		name string
 		mode pgx.QueryExecMode
@@ -168,24 +168,31 @@ func execModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, p
 	supaQPS := []float64{}
 	baseQPS := make([][]float64, len(modes))
 	baseErr := make([]float64, len(modes))
-	for round := 0; round < 3; round++ {
-		sp, err := pool.New(ctx, pool.Config{AppName: "bench", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL, MaxConns: int32(sz.modeGoroutines)})
-		if err != nil {
-			return err
-		}
-		r := bench.Load(ctx, sp, sz.modeGoroutines, sz.modeQueries)
-		sp.Close()
-		if r.Errors > 0 {
-			return fmt.Errorf("supapool's default mode failed %d queries: %v", r.Errors, r.Codes)
-		}
-		supaQPS = append(supaQPS, r.QPS())
-		for i, m := range modes {
-			p, err := rawPool(ctx, bed.PooledURL, int32(sz.modeGoroutines), m.mode)
+	const rounds = 5
+	for round := 0; round < rounds; round++ {
+		// Candidate -1 is supapool; the starting candidate rotates so no
+		// one always runs first on a cold pooler.
+		for k := 0; k <= len(modes); k++ {
+			i := (k+round)%(len(modes)+1) - 1
+			var p bench.Execer
+			var err error
+			if i < 0 {
+				p, err = pool.New(ctx, pool.Config{AppName: "bench", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL, MaxConns: int32(sz.modeGoroutines)})
+			} else {
+				p, err = rawPool(ctx, bed.PooledURL, int32(sz.modeGoroutines), modes[i].mode)
+			}
 			if err != nil {
 				return err
 			}
 			r := bench.Load(ctx, p, sz.modeGoroutines, sz.modeQueries)
 			p.Close()
+			if i < 0 {
+				if r.Errors > 0 {
+					return fmt.Errorf("supapool's default mode failed %d queries: %v", r.Errors, r.Codes)
+				}
+				supaQPS = append(supaQPS, r.QPS())
+				continue
+			}
 			baseQPS[i] = append(baseQPS[i], r.QPS())
 			baseErr[i] = max(baseErr[i], r.ErrorRate())
 		}
