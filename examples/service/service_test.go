@@ -144,6 +144,20 @@ func testEndpoints(t *testing.T, bin string) {
 		return svc.do(t, "GET", itemPath(b.ID), "", http.StatusOK, nil).Get("X-Cache") == "miss"
 	})
 
+	// Notifications sent while the listener is away are lost, so when it
+	// comes back the cache is flushed and clients are told to refetch.
+	svc.do(t, "GET", itemPath(a.ID), "", http.StatusOK, nil)
+	require.Equal(t, "hit", svc.do(t, "GET", itemPath(a.ID), "", http.StatusOK, nil).Get("X-Cache"))
+	n, err := bed.Terminate(ctx, testbed.Filter{AppName: name, QueryPrefix: "listen"})
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "one listener connection")
+	assert.Equal(t, []change{{Op: "resync"}}, events.next(t, 1))
+	svc.eventually(t, "the listener is back", func() bool {
+		return strings.Contains(svc.text(t, "/metrics"), "supapool_pool_listener_connected 1")
+	})
+	assert.Equal(t, "miss", svc.do(t, "GET", itemPath(a.ID), "", http.StatusOK, nil).Get("X-Cache"))
+	assert.Equal(t, "hit", svc.do(t, "GET", itemPath(a.ID), "", http.StatusOK, nil).Get("X-Cache"))
+
 	// Health, metrics, connections.
 	var health map[string]string
 	svc.do(t, "GET", "/healthz", "", http.StatusOK, &health)
@@ -164,6 +178,7 @@ func testEndpoints(t *testing.T, bin string) {
 		`supapool_pool_routed_total{route="pooled"}`,
 		"supapool_pool_listener_connected 1",
 		"supapool_pool_listener_delivered_total",
+		"supapool_pool_listener_reconnects_total 1",
 		"go_goroutines",
 	} {
 		assert.Contains(t, metrics, want)
@@ -460,7 +475,10 @@ func (s *service) subscribe(t *testing.T, ctx context.Context) *sse {
 				data.WriteString(strings.TrimPrefix(line, "data: "))
 			case line == "" && name != "":
 				var ch change
-				if name == "items" && json.Unmarshal(data.Bytes(), &ch) == nil {
+				switch {
+				case name == "resync":
+					c.events <- change{Op: "resync"}
+				case name == "items" && json.Unmarshal(data.Bytes(), &ch) == nil:
 					c.events <- ch
 				}
 				name = ""
