@@ -37,7 +37,10 @@ const shutdownTimeout = 15 * time.Second
 func main() {
 	log := zap.Must(zap.NewProduction())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, stop, log)
+	// After the first signal starts the shutdown, a second one kills the
+	// process at once.
+	context.AfterFunc(ctx, stop)
+	err := run(ctx, log)
 	if err != nil {
 		log.Error("service failed", zap.Error(err))
 	} else {
@@ -52,7 +55,7 @@ func main() {
 // run serves until ctx ends, then shuts down in order: HTTP first, so no
 // request outlives the database; the monitor next, because it borrows
 // connections from the pool; the pool last.
-func run(ctx context.Context, stopSignals func(), log *zap.Logger) error {
+func run(ctx context.Context, log *zap.Logger) error {
 	cfg, err := supabase.ConfigFromEnv(supabase.WithLogger(log))
 	if err != nil {
 		return err
@@ -68,6 +71,9 @@ func run(ctx context.Context, stopSignals func(), log *zap.Logger) error {
 	defer p.Close()
 	app.db = p
 
+	if p.Config().MaxDirectConns < 2 {
+		log.Warn("the listener keeps one direct connection: with DATABASE_MAX_DIRECT_CONNS below 2, transactions and /healthz wait for it and fail")
+	}
 	if err := migrate(ctx, p); err != nil {
 		return err
 	}
@@ -103,7 +109,7 @@ func run(ctx context.Context, stopSignals func(), log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("app", cfg.AppName))
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("app", p.Config().AppName))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -112,8 +118,6 @@ func run(ctx context.Context, stopSignals func(), log *zap.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
-	// A second signal now kills the process at once.
-	stopSignals()
 	log.Info("shutting down", zap.Duration("timeout", shutdownTimeout))
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()

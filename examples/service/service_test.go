@@ -305,15 +305,15 @@ type service struct {
 
 // start runs the binary with configuration in the environment only, and
 // returns once it has logged the address it listens on.
-func start(t *testing.T, bin string, bed *testbed.Bed, appName string) *service {
+func start(t *testing.T, bin string, bed *testbed.Bed, appName string, env ...string) *service {
 	cmd := exec.Command(bin)
-	cmd.Env = []string{
-		"DATABASE_URL=" + bed.DirectURL,
-		"DATABASE_POOLED_URL=" + bed.PooledURL,
-		"DATABASE_APP_NAME=" + appName,
+	cmd.Env = append(env,
+		"DATABASE_URL="+bed.DirectURL,
+		"DATABASE_POOLED_URL="+bed.PooledURL,
+		"DATABASE_APP_NAME="+appName,
 		"ADDR=127.0.0.1:0",
 		"GORACE=halt_on_error=1",
-	}
+	)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
