@@ -155,7 +155,7 @@ func queryRowOverhead(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Wr
 // execModes runs the same concurrent load through the transaction pooler
 // with supapool's default and with each of pgx's modes set by hand.
 func execModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
-	progress("exec modes: %d goroutines × %d queries through PgBouncer, 5 rounds each", sz.modeGoroutines, sz.modeQueries)
+	progress("exec modes: %d goroutines × %d queries through PgBouncer, 7 interleaved rounds", sz.modeGoroutines, sz.modeQueries)
 	modes := []struct {
 		name string
 		mode pgx.QueryExecMode
@@ -165,47 +165,56 @@ func execModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, p
 		{"simple_protocol", pgx.QueryExecModeSimpleProtocol},
 		{"cache_describe by hand", pgx.QueryExecModeCacheDescribe},
 	}
-	supaQPS := []float64{}
-	baseQPS := make([][]float64, len(modes))
-	baseErr := make([]float64, len(modes))
-	const rounds = 5
+	// Every pool is made once and warmed, then rounds alternate which
+	// runs first; each row is the median of per-round ratios.
+	sp, err := pool.New(ctx, pool.Config{AppName: "bench", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL, MaxConns: int32(sz.modeGoroutines)})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	candidates := []bench.Execer{sp}
+	for _, m := range modes {
+		p, err := rawPool(ctx, bed.PooledURL, int32(sz.modeGoroutines), m.mode)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		candidates = append(candidates, p)
+	}
+	for _, c := range candidates {
+		bench.Load(ctx, c, sz.modeGoroutines, 10)
+	}
+	const rounds = 7
+	qps := make([][]float64, len(candidates))
+	ratios := make([][]float64, len(modes))
+	codes := make([]map[string]int64, len(modes))
 	for round := 0; round < rounds; round++ {
-		// Candidate -1 is supapool; the starting candidate rotates so no
-		// one always runs first on a cold pooler.
-		for k := 0; k <= len(modes); k++ {
-			i := (k+round)%(len(modes)+1) - 1
-			var p bench.Execer
-			var err error
-			if i < 0 {
-				p, err = pool.New(ctx, pool.Config{AppName: "bench", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL, MaxConns: int32(sz.modeGoroutines)})
-			} else {
-				p, err = rawPool(ctx, bed.PooledURL, int32(sz.modeGoroutines), modes[i].mode)
+		got := make([]float64, len(candidates))
+		for k := range candidates {
+			i := (k + round) % len(candidates)
+			r := bench.Load(ctx, candidates[i], sz.modeGoroutines, sz.modeQueries)
+			if i == 0 && r.Errors > 0 {
+				return fmt.Errorf("supapool's default mode failed %d queries: %v", r.Errors, r.Codes)
 			}
-			if err != nil {
-				return err
+			if i > 0 && r.Errors > 0 {
+				codes[i-1] = r.Codes
 			}
-			r := bench.Load(ctx, p, sz.modeGoroutines, sz.modeQueries)
-			p.Close()
-			if i < 0 {
-				if r.Errors > 0 {
-					return fmt.Errorf("supapool's default mode failed %d queries: %v", r.Errors, r.Codes)
-				}
-				supaQPS = append(supaQPS, r.QPS())
-				continue
-			}
-			baseQPS[i] = append(baseQPS[i], r.QPS())
-			baseErr[i] = max(baseErr[i], r.ErrorRate())
+			got[i] = r.QPS()
+			qps[i] = append(qps[i], r.QPS())
+		}
+		for i := range modes {
+			ratios[i] = append(ratios[i], got[0]/got[i+1])
 		}
 	}
-	s := median(supaQPS)
 	for i, m := range modes {
-		b := median(baseQPS[i])
-		ratio := fmt.Sprintf("%.2f× qps", s/b)
-		if baseErr[i] > 0 {
+		ratio := fmt.Sprintf("%.2f× qps", median(ratios[i]))
+		base := fmt.Sprintf("%.0f qps, 0 errors", median(qps[i+1]))
+		if codes[i] != nil {
 			ratio = "baseline fails"
+			base = fmt.Sprintf("%.0f qps, errors: %v", median(qps[i+1]), codes[i])
 		}
-		fmt.Fprintf(out, "| through PgBouncer, %d goroutines: supapool default vs pgx %s | %.0f qps, 0%% errors | %.0f qps, %.1f%% errors | %s |\n",
-			sz.modeGoroutines, m.name, s, b, 100*baseErr[i], ratio)
+		fmt.Fprintf(out, "| through PgBouncer, %d goroutines: supapool default vs pgx %s | %.0f qps, 0 errors | %s | %s |\n",
+			sz.modeGoroutines, m.name, median(qps[0]), base, ratio)
 	}
 	return nil
 }
