@@ -50,6 +50,7 @@ type Listener struct {
 	log *zap.Logger
 
 	startOnce sync.Once
+	warnOnce  sync.Once
 	ctx       context.Context
 	cancel    context.CancelFunc
 	runDone   chan struct{}
@@ -153,6 +154,11 @@ func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error 
 	if l.p.direct == nil {
 		return ErrNoDirectRoute
 	}
+	if l.p.cfg.MaxDirectConns < 2 {
+		l.warnOnce.Do(func() {
+			l.log.Warn("supapool: the listener holds the direct route's only connection (MaxDirectConns 1): Begin and Acquire(Direct) will fail; set DATABASE_MAX_DIRECT_CONNS to 2 or more")
+		})
+	}
 	if err := checkChannel(channel); err != nil {
 		return err
 	}
@@ -245,6 +251,7 @@ func (l *Listener) run() {
 			return
 		}
 		l.log.Warn("supapool: listener connection lost; reconnecting", zap.Error(err))
+		r.held.Add(-1)
 		r.discard(c)
 		c = nil
 		lost = true
@@ -252,6 +259,7 @@ func (l *Listener) run() {
 	}
 	defer func() {
 		if c != nil {
+			r.held.Add(-1)
 			r.discard(c)
 			l.connected.Store(false)
 		}
@@ -284,7 +292,6 @@ func (l *Listener) run() {
 				continue
 			}
 			backoff = listenerMinBackoff
-			l.connected.Store(true)
 			if lost {
 				lost = false
 				l.reconnects.Add(1)
@@ -293,6 +300,9 @@ func (l *Listener) run() {
 					f(l.ctx)
 				}
 			}
+			// Connected only after the resync, so that a service which
+			// trusts its caches while Connected never trusts a stale one.
+			l.connected.Store(true)
 			for _, cmd := range append(waiting, l.takePending()...) {
 				l.apply(c, chans, cmd, drop)
 			}
@@ -357,6 +367,7 @@ func (l *Listener) connect(chans map[string]*channel) (*pgxpool.Conn, error) {
 			return nil, err
 		}
 	}
+	l.p.direct.held.Add(1)
 	return c, nil
 }
 

@@ -282,3 +282,18 @@ func TestListenerChannelNamesAndPayloadLimit(t *testing.T) {
 	assert.Error(t, p.Notify(ctx, strings.Repeat("c", 64), "x"), "channel names longer than 63 bytes")
 	assert.Error(t, p.Listener().Listen(ctx, "", c.handle))
 }
+
+// With one direct connection, the listener holds it for good: direct work
+// fails at once with a hint instead of waiting out its context.
+func TestListenerWithOneDirectConnection(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	core, logs := observer.New(zap.WarnLevel)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 1; c.Logger = zap.New(core) })
+	require.NoError(t, p.Listener().Listen(ctx, "one", func(context.Context, *pgconn.Notification) error { return nil }))
+	assert.Equal(t, 1, logs.FilterMessageSnippet("MaxDirectConns 1").Len())
+	_, err := p.Begin(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "held by the listener")
+	assert.Contains(t, err.Error(), "DATABASE_MAX_DIRECT_CONNS")
+}

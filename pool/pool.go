@@ -48,6 +48,7 @@ type route struct {
 	log            *zap.Logger
 
 	gens       generations
+	held       atomic.Int32 // connections the listener keeps for good
 	routed     atomic.Int64
 	retried    atomic.Int64
 	serverFull atomic.Int64
@@ -186,6 +187,10 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			ctx, cancel = context.WithTimeout(ctx, r.acquireTimeout)
 			defer cancel()
 		}
+	}
+	if r.held.Load() >= r.gate.max {
+		// Waiting would only end with the context: nothing will be given back.
+		return nil, fmt.Errorf("pool: %s route: all %d of its connections (MaxDirectConns) are held by the listener; set %s to 2 or more", r.name, r.gate.max, EnvMaxDirectConns)
 	}
 	var last *pgconn.PgError
 	attempts := 0
