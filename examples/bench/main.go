@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sz := sizes{rounds: 15, rowQueries: 2000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, notifications: 5000, listenRounds: 5, polls: 200}
+	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, notifications: 5000, listenRounds: 5, polls: 200}
 	if *quick {
 		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, notifications: 500, listenRounds: 1, polls: 20}
 	}
@@ -135,11 +135,15 @@ func queryRowOverhead(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Wr
 	}
 	var ratios, supa, base []float64
 	for r := 0; r < sz.rounds; r++ {
-		a, err := timeIt(raw)
-		if err != nil {
-			return err
+		var a, b time.Duration
+		var err error
+		if r%2 == 0 { // neither side always goes first
+			if a, err = timeIt(raw); err == nil {
+				b, err = timeIt(sp)
+			}
+		} else if b, err = timeIt(sp); err == nil {
+			a, err = timeIt(raw)
 		}
-		b, err := timeIt(sp)
 		if err != nil {
 			return err
 		}
