@@ -137,7 +137,7 @@ func TestNoDirectRoute(t *testing.T) {
 	assert.ErrorIs(t, err, pool.ErrNoDirectRoute)
 	assert.ErrorIs(t, p.Listener().Listen(ctx, "x", nil), pool.ErrNoDirectRoute)
 	assert.ErrorIs(t, p.DirectDB().PingContext(ctx), pool.ErrNoDirectRoute)
-	assert.ErrorIs(t, p.Ping(ctx, pool.Direct), pool.ErrNoDirectRoute)
+	assert.ErrorIs(t, p.PingRoute(ctx, pool.Direct), pool.ErrNoDirectRoute)
 	assert.Equal(t, pool.RouteStat{}, p.Stat().Direct)
 
 	_, err = pool.New(ctx, pool.Config{DirectURL: bed.DirectURL, NoDirect: true, TxRoute: pool.Direct})

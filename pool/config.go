@@ -80,11 +80,14 @@ type Config struct {
 	NoDirect bool
 
 	// TxRoute is where Begin and BeginTx go. Default Direct: a direct
-	// transaction may hold session state and never waits for a pooler
-	// slot. Pooled is safe too, because a transaction-mode pooler keeps a
-	// transaction on one server connection, and it saves direct
-	// connections; but SET (without LOCAL), LISTEN and session advisory
-	// locks inside it end with the transaction.
+	// transaction may use session features and never waits for a pooler
+	// slot. Pooled is safe for ordinary transactions, because a
+	// transaction-mode pooler keeps a transaction on one server
+	// connection, and it saves direct connections. Session state set
+	// inside it (SET without LOCAL, LISTEN, session advisory locks) would
+	// outlive the transaction on the pooler's server connection and reach
+	// its next client, so a pooled transaction refuses those statements
+	// with ErrSessionStatement, as the pooled route's other calls do.
 	TxRoute Route
 
 	// ExecMode is how the pooled route sends queries. Default: on a

@@ -105,6 +105,12 @@ func FuzzNoPasswordInErrors(f *testing.F) {
 			if _, err := (Config{DirectURL: raw}).resolve(); err != nil {
 				out = append(out, err.Error())
 			}
+			// New parses with pgx too (it opens no connection).
+			if p, err := New(context.Background(), Config{DirectURL: raw, PooledURL: raw}); err != nil {
+				out = append(out, err.Error())
+			} else {
+				p.Close()
+			}
 			return out
 		}
 		// What the same URL prints with another password tells apart a
@@ -244,4 +250,12 @@ apps:
 	var inf *budget.InfeasibleError
 	require.ErrorAs(t, err, &inf)
 	assert.Contains(t, err.Error(), "SUPAPOOL_BUDGET")
+}
+
+func TestParseErrorsNameTheParameter(t *testing.T) {
+	_, err := New(context.Background(), Config{DirectURL: "postgres://u:" + secret + "@h/db?pool_max_conns=many"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pool_max_conns")
+	assert.Contains(t, err.Error(), "DATABASE_URL")
+	assert.NotContains(t, err.Error(), secret)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 )
 
 var (
@@ -132,6 +133,9 @@ func connectHint(r Route, pgErr *pgconn.PgError, mode PoolerMode) string {
 
 // wrapAcquireErr turns a failed acquire into the error the caller sees.
 func wrapAcquireErr(r *route, err error) error {
+	if errors.Is(err, puddle.ErrClosedPool) {
+		return ErrClosed
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("pool: %s route: acquire: %w", r.name, err)
 	}

@@ -131,6 +131,15 @@ func (g *gate) shed() bool {
 	return g.reduced.Load() && g.nwait.Load() == 0
 }
 
+// wouldAdmit reports whether enter would let a caller in at once, which
+// after a refusal means waiting in the gate would not wait at all (the
+// connections it counts are held outside it, by Acquire or DirectDB).
+func (g *gate) wouldAdmit() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inUse.Load() < g.cap && g.waiters.Len() == 0
+}
+
 // limit is the current cap.
 func (g *gate) limit() int32 {
 	g.mu.Lock()

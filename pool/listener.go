@@ -57,14 +57,20 @@ type Listener struct {
 	// Commands wait in pending; do() ends the reader's current wait
 	// (interrupt) or wakes its backoff sleep (wake) to get them seen.
 	imu       sync.Mutex
-	pending   []listenCmd
+	pending   []*listenCmd
 	interrupt context.CancelFunc
 	wake      chan struct{}
 
 	workers sync.WaitGroup
 
+	// Connected is true once a connection is up and resynced; epoch
+	// counts lost connections, so a late resync cannot mark a newer,
+	// lost one connected.
+	cmu       sync.Mutex
+	connected bool
+	epoch     int64
+
 	// counters for Stat
-	connected     atomic.Bool
 	channels      atomic.Int64
 	delivered     atomic.Int64
 	dropped       atomic.Int64
@@ -87,8 +93,18 @@ type listenCmd struct {
 	listen  bool
 	channel string
 	handler Handler
-	done    chan error
+	done    chan error // buffered: run never blocks on it
+	// state lets a caller whose context ended withdraw a command that
+	// has not started, so a Listen that returned an error never becomes
+	// active later.
+	state atomic.Int32
 }
+
+const (
+	cmdPending int32 = iota
+	cmdTaken
+	cmdWithdrawn
+)
 
 // channel is one listened channel's queue and delivery goroutine.
 type channel struct {
@@ -165,16 +181,19 @@ func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error 
 	if h == nil {
 		return errors.New("pool: Listen needs a handler")
 	}
-	return l.do(ctx, listenCmd{listen: true, channel: channel, handler: h})
+	return l.do(ctx, &listenCmd{listen: true, channel: channel, handler: h})
 }
 
 // Unlisten stops delivering notifications of channel. Notifications
 // already queued are still delivered.
 func (l *Listener) Unlisten(ctx context.Context, channel string) error {
-	return l.do(ctx, listenCmd{channel: channel})
+	if err := checkChannel(channel); err != nil {
+		return err
+	}
+	return l.do(ctx, &listenCmd{channel: channel})
 }
 
-func (l *Listener) do(ctx context.Context, cmd listenCmd) error {
+func (l *Listener) do(ctx context.Context, cmd *listenCmd) error {
 	if l.p.closed.Load() {
 		return ErrClosed
 	}
@@ -194,15 +213,24 @@ func (l *Listener) do(ctx context.Context, cmd listenCmd) error {
 	case err := <-cmd.done:
 		return err
 	case <-ctx.Done():
-		// The command still completes in the background.
-		return ctx.Err()
+		if cmd.state.CompareAndSwap(cmdPending, cmdWithdrawn) {
+			return ctx.Err()
+		}
+		// Already under way: its result follows shortly (each step is
+		// bounded by a timeout).
+		select {
+		case err := <-cmd.done:
+			return err
+		case <-l.runDone:
+			return ErrClosed
+		}
 	case <-l.runDone:
 		return ErrClosed
 	}
 }
 
 // takePending hands the waiting commands to run.
-func (l *Listener) takePending() []listenCmd {
+func (l *Listener) takePending() []*listenCmd {
 	l.imu.Lock()
 	defer l.imu.Unlock()
 	cmds := l.pending
@@ -213,7 +241,7 @@ func (l *Listener) takePending() []listenCmd {
 // Stat returns a snapshot of the listener's counters.
 func (l *Listener) Stat() ListenerStat {
 	return ListenerStat{
-		Connected:     l.connected.Load(),
+		Connected:     l.isConnected(),
 		Channels:      l.channels.Load(),
 		Delivered:     l.delivered.Load(),
 		Dropped:       l.dropped.Load(),
@@ -234,39 +262,8 @@ func (l *Listener) close() {
 // the connection.
 func (l *Listener) run() {
 	defer close(l.runDone)
-	chans := map[string]*channel{}
-	defer func() {
-		for _, ch := range chans {
-			close(ch.queue)
-		}
-	}()
-	var (
-		c       *pgxpool.Conn
-		waiting []listenCmd // commands that wait for a connection
-		lost    bool        // a connection was lost since the last recovery
-	)
-	r := l.p.direct
-	drop := func(err error) {
-		if c == nil {
-			return
-		}
-		l.log.Warn("supapool: listener connection lost; reconnecting", zap.Error(err))
-		r.held.Add(-1)
-		r.discard(c)
-		c = nil
-		lost = true
-		l.connected.Store(false)
-	}
-	defer func() {
-		if c != nil {
-			r.held.Add(-1)
-			r.discard(c)
-			l.connected.Store(false)
-		}
-		for _, cmd := range append(waiting, l.takePending()...) {
-			cmd.done <- ErrClosed
-		}
-	}()
+	st := &runState{l: l, chans: map[string]*channel{}, r: l.p.direct}
+	defer st.stop()
 	backoff := listenerMinBackoff
 	var (
 		wctx    context.Context
@@ -277,38 +274,26 @@ func (l *Listener) run() {
 		if l.ctx.Err() != nil {
 			return
 		}
-		if c == nil {
+		if st.c == nil {
 			var err error
-			c, err = l.connect(chans)
+			st.c, err = l.connect(st.chans)
 			if err != nil {
 				if l.ctx.Err() != nil {
 					return
 				}
 				l.log.Debug("supapool: listener connect failed", zap.Error(err))
-				if !l.sleep(backoff, chans, &waiting) {
+				if !st.sleep(backoff) {
 					return
 				}
 				backoff = min(backoff*2, listenerMaxBackoff)
 				continue
 			}
 			backoff = listenerMinBackoff
-			if lost {
-				lost = false
-				l.reconnects.Add(1)
-				l.log.Info("supapool: listener reconnected; notifications sent meanwhile are lost", zap.Int("channels", len(chans)))
-				if f := l.p.cfg.OnListenerReconnect; f != nil {
-					f(l.ctx)
-				}
-			}
-			// Connected only after the resync, so that a service which
-			// trusts its caches while Connected never trusts a stale one.
-			l.connected.Store(true)
-			for _, cmd := range append(waiting, l.takePending()...) {
-				l.apply(c, chans, cmd, drop)
-			}
-			waiting = nil
+			st.up()
+			st.handleAll()
 			continue
 		}
+		c := st.c
 
 		// Wait for a notification, a command, or time to check the
 		// connection. One wait context serves many notifications, so a
@@ -326,7 +311,7 @@ func (l *Listener) run() {
 		n, err := c.Conn().WaitForNotification(wctx)
 		switch {
 		case err == nil:
-			l.dispatch(chans, n)
+			l.dispatch(st.chans, n)
 			continue
 		case l.ctx.Err() != nil:
 			return
@@ -336,20 +321,148 @@ func (l *Listener) run() {
 			if errors.Is(wctx.Err(), context.DeadlineExceeded) {
 				pctx, pcancel := context.WithTimeout(l.ctx, 5*time.Second)
 				if perr := c.Ping(pctx); perr != nil {
-					drop(perr)
+					st.drop(perr)
 				}
 				pcancel()
 			}
 		default:
-			drop(err)
+			st.drop(err)
 		}
-		for _, cmd := range l.takePending() {
-			if c == nil {
-				l.prepare(chans, cmd, &waiting)
-			} else {
-				l.apply(c, chans, cmd, drop)
+		st.handleAll()
+	}
+}
+
+// runState is what run owns: the connection, the channels, and the
+// commands waiting for a connection.
+type runState struct {
+	l       *Listener
+	r       *route
+	c       *pgxpool.Conn
+	chans   map[string]*channel
+	waiting []*listenCmd
+	lost    bool // a connection was lost since the last recovery
+}
+
+// drop gives up a broken connection; run reconnects.
+func (st *runState) drop(err error) {
+	if st.c == nil {
+		return
+	}
+	st.l.log.Warn("supapool: listener connection lost; reconnecting", zap.Error(err))
+	st.release()
+	st.lost = true
+}
+
+func (st *runState) release() {
+	st.r.held.Add(-1)
+	st.r.discard(st.c)
+	st.c = nil
+	l := st.l
+	l.cmu.Lock()
+	l.epoch++
+	l.connected = false
+	l.cmu.Unlock()
+}
+
+// up marks a fresh connection. After a loss, OnListenerReconnect runs on
+// its own goroutine (so it may call Listen, and a slow one does not stop
+// delivery), and the listener reports Connected once it has returned.
+func (st *runState) up() {
+	l := st.l
+	l.cmu.Lock()
+	epoch := l.epoch
+	l.cmu.Unlock()
+	setConnected := func() {
+		l.cmu.Lock()
+		if l.epoch == epoch {
+			l.connected = true
+		}
+		l.cmu.Unlock()
+	}
+	f := l.p.cfg.OnListenerReconnect
+	if !st.lost || f == nil {
+		if st.lost {
+			st.lost = false
+			l.reconnects.Add(1)
+			l.log.Info("supapool: listener reconnected; notifications sent meanwhile are lost", zap.Int("channels", len(st.chans)))
+		}
+		setConnected()
+		return
+	}
+	st.lost = false
+	l.reconnects.Add(1)
+	l.log.Info("supapool: listener reconnected; notifications sent meanwhile are lost", zap.Int("channels", len(st.chans)))
+	l.workers.Add(1)
+	go func() {
+		defer l.workers.Done()
+		defer func() {
+			if v := recover(); v != nil {
+				l.log.Error("supapool: OnListenerReconnect panicked", zap.Any("panic", v))
 			}
+			setConnected()
+		}()
+		f(l.ctx)
+	}()
+}
+
+// handleAll carries out the commands that wait, in order.
+func (st *runState) handleAll() {
+	cmds := append(st.waiting, st.l.takePending()...)
+	st.waiting = nil
+	for _, cmd := range cmds {
+		st.handle(cmd)
+	}
+}
+
+// handle carries out one command, or keeps a Listen for when a connection
+// is up (an Unlisten needs no connection: a new one will not listen).
+func (st *runState) handle(cmd *listenCmd) {
+	if !cmd.state.CompareAndSwap(cmdPending, cmdTaken) {
+		return // withdrawn by its caller
+	}
+	if st.c == nil {
+		if !cmd.listen {
+			st.l.remove(st.chans, cmd.channel)
+			cmd.done <- nil
+			return
 		}
+		cmd.state.Store(cmdPending) // its caller may still withdraw it
+		st.waiting = append(st.waiting, cmd)
+		return
+	}
+	st.l.apply(st, cmd)
+}
+
+// sleep waits for d, taking in commands meanwhile. It reports false when
+// the listener closes.
+func (st *runState) sleep(d time.Duration) bool {
+	d += rand.N(d / 2)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.l.ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-st.l.wake:
+			st.handleAll()
+		}
+	}
+}
+
+// stop runs when run exits: the connection goes, the channels' goroutines
+// finish their queues, and commands still waiting learn that the
+// listener is closed.
+func (st *runState) stop() {
+	if st.c != nil {
+		st.release()
+	}
+	for _, ch := range st.chans {
+		close(ch.queue)
+	}
+	for _, cmd := range append(st.waiting, st.l.takePending()...) {
+		cmd.done <- ErrClosed
 	}
 }
 
@@ -371,61 +484,35 @@ func (l *Listener) connect(chans map[string]*channel) (*pgxpool.Conn, error) {
 	return c, nil
 }
 
-// sleep waits for d while queuing commands that arrive meanwhile (they are
-// carried out once connected). It reports false when the listener closes.
-func (l *Listener) sleep(d time.Duration, chans map[string]*channel, waiting *[]listenCmd) bool {
-	d += rand.N(d / 2)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		case <-l.wake:
-			for _, cmd := range l.takePending() {
-				l.prepare(chans, cmd, waiting)
-			}
-		}
-	}
-}
-
-// prepare handles a command while disconnected: Unlisten can finish at
-// once; Listen must wait for the server's confirmation.
-func (l *Listener) prepare(chans map[string]*channel, cmd listenCmd, waiting *[]listenCmd) {
-	if !cmd.listen {
-		l.remove(chans, cmd.channel)
-		cmd.done <- nil
-		return
-	}
-	*waiting = append(*waiting, cmd)
-}
-
-// apply carries out a command on the live connection.
-func (l *Listener) apply(c *pgxpool.Conn, chans map[string]*channel, cmd listenCmd, drop func(error)) {
+// apply carries out a command on the live connection. Only a broken
+// connection is dropped: a statement the server refuses leaves it usable.
+func (l *Listener) apply(st *runState, cmd *listenCmd) {
 	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
 	defer cancel()
 	ident := pgx.Identifier{cmd.channel}.Sanitize()
+	fail := func(err error) {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || st.c.Conn().IsClosed() {
+			st.drop(err)
+		}
+	}
 	if !cmd.listen {
-		l.remove(chans, cmd.channel)
-		if _, err := c.Exec(ctx, "unlisten "+ident); err != nil {
-			// Not listening is what we want; a new connection will not
-			// listen to this channel anyway.
-			drop(err)
+		l.remove(st.chans, cmd.channel)
+		if _, err := st.c.Exec(ctx, "unlisten "+ident); err != nil {
+			// Not listening is what was asked, and a new connection
+			// will not listen to this channel either.
+			fail(err)
 		}
 		cmd.done <- nil
 		return
 	}
-	if _, ok := chans[cmd.channel]; ok {
+	if _, ok := st.chans[cmd.channel]; ok {
 		cmd.done <- fmt.Errorf("pool: already listening on channel %q", cmd.channel)
 		return
 	}
-	if _, err := c.Exec(ctx, "listen "+ident); err != nil {
+	if _, err := st.c.Exec(ctx, "listen "+ident); err != nil {
 		cmd.done <- fmt.Errorf("pool: listen %q: %w", cmd.channel, err)
-		if c.Conn().IsClosed() {
-			drop(err)
-		}
+		fail(err)
 		return
 	}
 	ch := &channel{
@@ -434,11 +521,17 @@ func (l *Listener) apply(c *pgxpool.Conn, chans map[string]*channel, cmd listenC
 		queue:   make(chan item, l.p.cfg.ListenerQueueSize),
 		wake:    make(chan struct{}, 1),
 	}
-	chans[cmd.channel] = ch
-	l.channels.Store(int64(len(chans)))
+	st.chans[cmd.channel] = ch
+	l.channels.Store(int64(len(st.chans)))
 	l.workers.Add(1)
 	go l.deliver(ch)
 	cmd.done <- nil
+}
+
+func (l *Listener) isConnected() bool {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	return l.connected
 }
 
 func (l *Listener) remove(chans map[string]*channel, name string) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -296,4 +297,86 @@ func TestListenerWithOneDirectConnection(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "held by the listener")
 	assert.Contains(t, err.Error(), "DATABASE_MAX_DIRECT_CONNS")
+}
+
+// Commands queued while the listener waits for a connection are all
+// carried out once it gets one; withdrawn ones are not.
+func TestListenerCommandsQueuedWhileConnecting(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 2 })
+	// Hold both direct connections: the listener cannot connect yet.
+	var held []*pgxpool.Conn
+	for i := 0; i < 2; i++ {
+		c, err := p.Acquire(ctx, pool.Direct)
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	c := newCollector()
+	l := p.Listener()
+	errs := make(chan error, 3)
+	for _, name := range []string{"q1", "q2", "q3"} {
+		go func(name string) { errs <- l.Listen(ctx, name, c.handle) }(name)
+	}
+	// A Listen whose caller gives up before the connection comes is
+	// withdrawn and never becomes active.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, l.Listen(short, "withdrawn", c.handle), context.DeadlineExceeded)
+	assert.NoError(t, l.Unlisten(ctx, "never-listened"), "Unlisten needs no connection")
+
+	held[0].Release()
+	for i := 0; i < 3; i++ {
+		require.NoError(t, <-errs)
+	}
+	held[1].Release()
+	for _, name := range []string{"q1", "q2", "q3", "withdrawn"} {
+		require.NoError(t, p.Notify(ctx, name, name))
+	}
+	c.wait(t, 3, 10*time.Second)
+	select {
+	case got := <-c.ch:
+		t.Fatalf("a withdrawn Listen delivered on %q", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+	assert.EqualValues(t, 3, p.Stat().Listener.Channels)
+	// Unlisten of an unknown channel on a live connection is harmless.
+	require.NoError(t, l.Unlisten(ctx, "unknown"))
+	assert.Error(t, l.Unlisten(ctx, ""), "empty names are refused before anything is sent")
+	assert.Zero(t, p.Stat().Listener.Reconnects)
+}
+
+// OnListenerReconnect may use the listener; the listener reports Connected
+// only once it has returned, and Close does not hang.
+func TestListenerReconnectHookMayListen(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.NewT(t, testbed.Options{MaxConnections: 20, NoPooler: true})
+	ctx := testCtx(t)
+	c := newCollector()
+	var p *pool.Pool
+	hookDone := make(chan struct{}, 1)
+	var sawConnected atomic.Bool
+	p = newPool(t, bed, func(cfg *pool.Config) {
+		cfg.OnListenerReconnect = func(ctx context.Context) {
+			sawConnected.Store(p.Stat().Listener.Connected)
+			if err := p.Listener().Listen(ctx, "after_reconnect", c.handle); err != nil {
+				t.Errorf("Listen from the hook: %v", err)
+			}
+			hookDone <- struct{}{}
+		}
+	})
+	require.NoError(t, p.Listener().Listen(ctx, "before", c.handle))
+	_, err := bed.Terminate(ctx, testbed.Filter{AppName: p.Config().AppName, QueryPrefix: "listen"})
+	require.NoError(t, err)
+	select {
+	case <-hookDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("hook not called")
+	}
+	assert.False(t, sawConnected.Load(), "not Connected before the resync hook returned")
+	require.Eventually(t, func() bool { return p.Stat().Listener.Connected }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, p.Notify(ctx, "after_reconnect", "x"))
+	c.wait(t, 1, 10*time.Second)
+	p.Close()
 }

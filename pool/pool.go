@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -32,6 +31,7 @@ type Pool struct {
 
 	refused atomic.Int64
 
+	bg       sync.WaitGroup // connections being closed in the background
 	mu       sync.Mutex
 	db       *sql.DB
 	listener *Listener
@@ -47,6 +47,7 @@ type route struct {
 	acquireTimeout time.Duration
 	log            *zap.Logger
 
+	bg         *sync.WaitGroup
 	gens       generations
 	held       atomic.Int32 // connections the listener keeps for good
 	routed     atomic.Int64
@@ -143,6 +144,7 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		gate:           newGate(max),
 		acquireTimeout: p.cfg.AcquireTimeout,
 		log:            p.log.With(zap.Stringer("route", name)),
+		bg:             &p.bg,
 	}
 	r.gens.install(pc)
 	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
@@ -158,20 +160,17 @@ func hasParam(raw, key string) bool {
 	return strings.Contains(raw, key+"=")
 }
 
-// scrubParseError keeps pgx's reason but never the connection string.
+// scrubParseError keeps pgx's message, which names the parameter that
+// failed and shows the connection string with its password redacted, and
+// removes the password again in case pgx's redaction missed a form of it.
 func scrubParseError(err error, raw string) string {
-	var pce *pgconn.ParseConfigError
-	if errors.As(err, &pce) && pce.Unwrap() != nil {
-		err = pce.Unwrap()
-	}
 	msg := err.Error()
 	if u, perr := url.Parse(raw); perr == nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw)} {
+				msg = strings.ReplaceAll(msg, form, "xxxxx")
+			}
 		}
-	}
-	if strings.Contains(msg, "://") {
-		return "invalid connection string"
 	}
 	return msg
 }
@@ -227,7 +226,7 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			r.log.Warn("supapool: server full; waiting for a connection this route holds",
 				zap.String("sqlstate", pgErr.Code), zap.String("message", pgErr.Message), zap.Int32("held", held))
 		}
-		if held == 0 || !gated {
+		if held == 0 || !gated || r.gate.wouldAdmit() {
 			// Nothing of ours to wait for: back off with jitter so many
 			// instances don't retry in step.
 			d := time.Duration(min(attempts, 6)) * 10 * time.Millisecond
@@ -383,7 +382,7 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 		r.release(c)
 		return nil, err
 	}
-	return &poolTx{Tx: tx, c: c, r: r}, nil
+	return &poolTx{Tx: tx, c: c, r: r, pool: p}, nil
 }
 
 // Acquire borrows a connection from a route for session work: SET, LISTEN
@@ -402,26 +401,27 @@ func (p *Pool) Acquire(ctx context.Context, r Route) (*pgxpool.Conn, error) {
 	return rt.acquire(ctx, false)
 }
 
-// Ping checks the routes given (the pooled route when none is given) by
-// borrowing a connection from each and pinging the server.
-func (p *Pool) Ping(ctx context.Context, routes ...Route) error {
-	if len(routes) == 0 {
-		routes = []Route{Pooled}
+// Ping checks the pooled route, as pgxpool.Pool's Ping checks its pool.
+func (p *Pool) Ping(ctx context.Context) error { return p.PingRoute(ctx, Pooled) }
+
+// PingRoute borrows a connection from a route and pings the server through
+// it; a health check calls it for both routes.
+func (p *Pool) PingRoute(ctx context.Context, r Route) error {
+	if p.closed.Load() {
+		return ErrClosed
 	}
-	for _, r := range routes {
-		rt, err := p.routeFor(r)
-		if err != nil {
-			return err
-		}
-		c, err := rt.acquire(ctx, true)
-		if err != nil {
-			return err
-		}
-		err = c.Ping(ctx)
-		rt.release(c)
-		if err != nil {
-			return fmt.Errorf("pool: %s route: ping: %w", r, err)
-		}
+	rt, err := p.routeFor(r)
+	if err != nil {
+		return err
+	}
+	c, err := rt.acquire(ctx, true)
+	if err != nil {
+		return err
+	}
+	err = c.Ping(ctx)
+	rt.release(c)
+	if err != nil {
+		return fmt.Errorf("pool: %s route: ping: %w", r, err)
 	}
 	return nil
 }
@@ -464,6 +464,7 @@ func (p *Pool) Close() {
 	if p.direct != nil {
 		p.direct.pool.Close()
 	}
+	p.bg.Wait()
 }
 
 // noDirectConnector backs DirectDB when the direct route is off, so that
@@ -479,10 +480,16 @@ func (noDirectDriver) Open(string) (driver.Conn, error) { return nil, ErrNoDirec
 
 // discard closes a connection instead of giving it back, for connections
 // whose session state (LISTEN) must not reach another caller.
+// The close runs in the background, so the caller does not wait for the
+// goodbye to reach a distant server; Pool.Close waits for it.
 func (r *route) discard(c *pgxpool.Conn) {
 	conn := c.Hijack()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = conn.Close(ctx)
-	cancel()
 	r.gate.leave()
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(ctx)
+		cancel()
+	}()
 }

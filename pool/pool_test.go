@@ -316,7 +316,8 @@ func TestClosedPool(t *testing.T) {
 	bed := testbed.Start(t)
 	ctx := testCtx(t)
 	p := newPool(t, bed, nil)
-	require.NoError(t, p.Ping(ctx, pool.Pooled, pool.Direct))
+	require.NoError(t, p.Ping(ctx))
+	require.NoError(t, p.PingRoute(ctx, pool.Direct))
 	p.Close()
 	p.Close()
 	_, err := p.Exec(ctx, "select 1")
@@ -324,4 +325,75 @@ func TestClosedPool(t *testing.T) {
 	_, err = p.Begin(ctx)
 	assert.ErrorIs(t, err, pool.ErrClosed)
 	assert.ErrorIs(t, p.Listener().Listen(ctx, "x", func(context.Context, *pgconn.Notification) error { return nil }), pool.ErrClosed)
+}
+
+// Through a transaction pooler, session state set inside a transaction
+// outlives it on the pooler's server connection, so a pooled transaction
+// refuses what the pooled route refuses; SET LOCAL and the _xact_ locks
+// are fine.
+func TestPooledTransactionRefusesSessionStatements(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.TxRoute = pool.Pooled })
+	tx, err := p.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, "set statement_timeout = '1234ms'")
+	assert.ErrorIs(t, err, pool.ErrSessionStatement)
+	assert.ErrorIs(t, tx.QueryRow(ctx, "select pg_advisory_lock(77)").Scan(), pool.ErrSessionStatement)
+	_, err = tx.Query(ctx, "listen x")
+	assert.ErrorIs(t, err, pool.ErrSessionStatement)
+	_, err = tx.Exec(ctx, "set local statement_timeout = '1234ms'")
+	assert.NoError(t, err)
+	var locked bool
+	require.NoError(t, tx.QueryRow(ctx, "select pg_try_advisory_xact_lock(77)").Scan(&locked))
+	assert.True(t, locked)
+	require.NoError(t, tx.Commit(ctx))
+
+	// On the direct route a transaction may do anything.
+	d := newPool(t, bed, nil)
+	tx, err = d.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "set statement_timeout = '1234ms'")
+	assert.NoError(t, err)
+	require.NoError(t, tx.Rollback(ctx))
+}
+
+// While the server is full and the route's connections are held outside
+// its gate (Acquire), waiting callers back off instead of hammering the
+// server with connection attempts.
+func TestServerFullBacksOff(t *testing.T) {
+	bed := testbed.NewT(t, testbed.Options{MaxConnections: 8, NoPooler: true})
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.PooledURL = "" })
+	held, err := p.Acquire(ctx, pool.Direct)
+	require.NoError(t, err)
+	defer held.Release()
+	var fill []*pgx.Conn
+	for {
+		c, err := pgx.Connect(ctx, bed.DirectURL)
+		if err != nil {
+			break
+		}
+		fill = append(fill, c)
+	}
+	defer func() {
+		for _, c := range fill {
+			c.Close(ctx)
+		}
+	}()
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err = p.Begin(short)
+	require.ErrorIs(t, err, pool.ErrServerFull)
+	var full *pool.ServerFullError
+	require.ErrorAs(t, err, &full)
+	assert.Equal(t, "53300", full.Code)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	// Backoff grows from 10 ms to about 90 ms: some tens of attempts in a
+	// second, not hundreds.
+	retried := p.Stat().Direct.Retried
+	t.Logf("%d connection attempts in 1s", retried)
+	assert.Positive(t, retried)
+	assert.Less(t, retried, int64(60))
 }

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,7 +75,7 @@ func recovered(t *testing.T, ctx context.Context, p *pool.Pool, what string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := p.Ping(qctx, pool.Pooled, pool.Direct)
+		err := errors.Join(p.PingRoute(qctx, pool.Pooled), p.PingRoute(qctx, pool.Direct))
 		cancel()
 		if err == nil {
 			return

@@ -158,21 +158,125 @@ func classify(sql string) stmtKind {
 	return ordinary
 }
 
-// hasSessionAdvisoryLock finds pg_advisory_lock, pg_try_advisory_lock and
-// pg_advisory_unlock (and their _shared forms) anywhere in the statement;
-// the _xact_ forms end with the transaction and are fine.
+// sessionLockFuncs are the advisory lock functions whose locks outlive the
+// transaction; the _xact_ forms end with it and are fine.
+var sessionLockFuncs = []string{
+	"pg_advisory_lock", "pg_advisory_lock_shared",
+	"pg_try_advisory_lock", "pg_try_advisory_lock_shared",
+	"pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all",
+}
+
+// hasSessionAdvisoryLock finds a call of a session advisory lock function
+// anywhere in the statement: a name from sessionLockFuncs followed by "(",
+// outside string literals, quoted identifiers, dollar quotes and comments,
+// so that a table called advisory_locks or a comment mentioning the
+// function is not refused.
 func hasSessionAdvisoryLock(sql string) bool {
-	for i := 0; ; {
-		j := indexFold(sql[i:], "advisory_")
-		if j < 0 {
-			return false
-		}
-		rest := sql[i+j+len("advisory_"):]
-		if hasPrefixFold(rest, "lock") || hasPrefixFold(rest, "unlock") {
-			return true
-		}
-		i += j + 1
+	// Most statements have no "advisory" at all: one quick look first.
+	if indexFold(sql, "advisory_") < 0 {
+		return false
 	}
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '\'' || c == '"':
+			i = skipQuoted(sql, i, c)
+		case c == '$':
+			i = skipDollar(sql, i)
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			i = skipBlockComment(sql, i)
+		case isWordByte(c):
+			start := i
+			for i < len(sql) && isWordByte(sql[i]) {
+				i++
+			}
+			w := sql[start:i]
+			if !hasPrefixFold(w, "pg_") {
+				continue
+			}
+			for _, f := range sessionLockFuncs {
+				if eqFold(w, f) {
+					j := i
+					for j < len(sql) && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\n' || sql[j] == '\r') {
+						j++
+					}
+					if j < len(sql) && sql[j] == '(' {
+						return true
+					}
+				}
+			}
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// skipQuoted returns the index after the literal or identifier opened by
+// q at i; a doubled quote is an escaped one.
+func skipQuoted(s string, i int, q byte) int {
+	for i++; i < len(s); i++ {
+		if s[i] == q {
+			if i+1 < len(s) && s[i+1] == q {
+				i++
+				continue
+			}
+			return i + 1
+		}
+	}
+	return len(s)
+}
+
+// skipDollar skips a dollar-quoted string ($$...$$ or $tag$...$tag$) at i;
+// a parameter such as $1 is stepped over.
+func skipDollar(s string, i int) int {
+	j := i + 1
+	for j < len(s) && (s[j] == '_' || (s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z') || (j > i+1 && s[j] >= '0' && s[j] <= '9')) {
+		j++
+	}
+	if j >= len(s) || s[j] != '$' {
+		return i + 1
+	}
+	tag := s[i : j+1]
+	if k := indexOf(s[j+1:], tag); k >= 0 {
+		return j + 1 + k + len(tag)
+	}
+	return len(s)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// skipBlockComment returns the index after the (possibly nested) comment
+// that starts at i.
+func skipBlockComment(s string, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch {
+		case i+1 < len(s) && s[i] == '/' && s[i+1] == '*':
+			depth++
+			i += 2
+		case i+1 < len(s) && s[i] == '*' && s[i+1] == '/':
+			depth--
+			i += 2
+			if depth == 0 {
+				return i
+			}
+		default:
+			i++
+		}
+	}
+	return i
 }
 
 // scanner yields words (runs of letters, digits and underscores) and skips
@@ -192,21 +296,7 @@ func (sc *scanner) word() string {
 				sc.i++
 			}
 		case c == '/' && sc.i+1 < len(s) && s[sc.i+1] == '*':
-			depth := 0
-			for sc.i < len(s) {
-				if sc.i+1 < len(s) && s[sc.i] == '/' && s[sc.i+1] == '*' {
-					depth++
-					sc.i += 2
-				} else if sc.i+1 < len(s) && s[sc.i] == '*' && s[sc.i+1] == '/' {
-					depth--
-					sc.i += 2
-					if depth == 0 {
-						break
-					}
-				} else {
-					sc.i++
-				}
-			}
+			sc.i = skipBlockComment(s, sc.i)
 		case isWordByte(c):
 			start := sc.i
 			for sc.i < len(s) && isWordByte(s[sc.i]) {

@@ -105,8 +105,53 @@ func (b *poolBatch) Close() error {
 
 type poolTx struct {
 	pgx.Tx
-	c *pgxpool.Conn
-	r *route
+	c    *pgxpool.Conn
+	r    *route
+	pool *Pool
+}
+
+// check refuses session statements in a transaction on the pooled route,
+// where their state would outlive the transaction on a shared server
+// connection.
+func (t *poolTx) check(sql string) error {
+	if t.r.name != Pooled {
+		return nil
+	}
+	if err := routeQuery(sql); err != nil {
+		t.pool.refused.Add(1)
+		return err
+	}
+	return nil
+}
+
+func (t *poolTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.check(sql); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return t.Tx.Exec(ctx, sql, args...)
+}
+
+func (t *poolTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.check(sql); err != nil {
+		return errRows{err}, err
+	}
+	return t.Tx.Query(ctx, sql, args...)
+}
+
+func (t *poolTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.check(sql); err != nil {
+		return errRow{err}
+	}
+	return t.Tx.QueryRow(ctx, sql, args...)
+}
+
+func (t *poolTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	for _, q := range b.QueuedQueries {
+		if err := t.check(q.SQL); err != nil {
+			return errBatch{err}
+		}
+	}
+	return t.Tx.SendBatch(ctx, b)
 }
 
 func (t *poolTx) Commit(ctx context.Context) error {

@@ -277,7 +277,7 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	errs := make([]error, len(routes))
 	var wg sync.WaitGroup
 	for i, route := range routes {
-		wg.Go(func() { errs[i] = a.db.Ping(ctx, route) })
+		wg.Go(func() { errs[i] = a.db.PingRoute(ctx, route) })
 	}
 	wg.Wait()
 	resp := map[string]string{"status": "ok", "listener": "disconnected"}
