@@ -1,5 +1,53 @@
-// Package supabase knows Supabase's connection URLs, compute tiers and
-// environment variables, and builds supapool's configuration from them.
+// Package supabase turns a Supabase project's settings into supapool's
+// configuration, so nobody hand-assembles connection strings and gets the
+// user name, port or mode wrong.
 //
-// The package is being built (issue 8); it holds no API yet.
+// # URLs
+//
+// A [Project] (ref, database password, and the shared pooler's host from
+// the dashboard's Connect dialog) builds the four connection strings
+// Supabase offers, with the password percent-encoded and sslmode=require:
+//
+//	p := supabase.Project{Ref: "abcdefghijklmnopqrst", Password: pw,
+//		PoolerHost: "aws-1-us-east-2.pooler.supabase.com"}
+//	p.DirectURL()            // postgres@db.REF.supabase.co:5432, IPv6 only without the IPv4 add-on
+//	p.SessionPoolerURL()     // postgres.REF@POOLERHOST:5432, a session over IPv4
+//	p.TransactionPoolerURL() // postgres.REF@POOLERHOST:6543, a server connection per transaction
+//	p.DedicatedPoolerURL()   // postgres@db.REF.supabase.co:6543, PgBouncer on paid plans
+//
+// [ParseURL] reads any of them, Prisma's ?pgbouncer=true form included,
+// back into a Project and its [Mode].
+//
+// # Environment
+//
+// [ConfigFromEnv] returns a pool.Config from DATABASE_URL and
+// DATABASE_POOLED_URL, or derives whichever is unset from SUPABASE_URL,
+// SUPABASE_DB_PASSWORD and SUPABASE_POOLER_HOST (SUPABASE_REGION guesses
+// the host; SUPABASE_DIRECT_MODE=session replaces the IPv6-only direct
+// host with the session pooler). Errors name the variable to fix and
+// never hold a password; what it decided is logged to [WithLogger]'s
+// logger.
+//
+//	cfg, err := supabase.ConfigFromEnv(supabase.WithLogger(logger))
+//	...
+//	p, err := pool.New(ctx, cfg)
+//
+// On a network without IPv6, connections to the direct host fail with an
+// error matching [ErrIPv6Only] that points to the session pooler; see
+// [ExplainDialError] and [ConfigureDial].
+//
+// # Tiers
+//
+// [Tier] holds each compute size's max_connections and pooler client
+// limit, with sources; [Tier.BudgetSpec] starts a budget.Spec from it, and
+// [TierFromEnv] reads SUPABASE_TIER.
+//
+// # API client
+//
+// [NewClient] builds a supabase-go client from SUPABASE_URL and
+// SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_ANON_KEY) that identifies itself
+// as supapool in X-Client-Info and starts no token-refresh goroutine.
+// Pool sizing is not the API client's business: Supabase's clients have no
+// pool-size option and there is no connection-mode header; connections to
+// Postgres are sized in the database client, here supapool's pool.
 package supabase
