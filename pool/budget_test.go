@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -66,24 +65,7 @@ func TestBudgetPlanHoldsOnARealServer(t *testing.T) {
 		}
 	}
 
-	stop := make(chan struct{})
-	var maxSeen atomic.Int64
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			n, err := bed.Count(ctx, testbed.Filter{AppPrefix: "e2e_"})
-			if err == nil && int64(n) > maxSeen.Load() {
-				maxSeen.Store(int64(n))
-			}
-		}
-	}()
+	stop := sampleBackends(ctx, bed, testbed.Filter{AppPrefix: "e2e_"})
 	var failures atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -114,12 +96,11 @@ func TestBudgetPlanHoldsOnARealServer(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	close(stop)
-	sampler.Wait()
+	maxSeen, _ := stop()
 	assert.Zero(t, failures.Load(), "first error: %v", firstErr.Load())
-	assert.Positive(t, maxSeen.Load())
-	assert.LessOrEqual(t, maxSeen.Load(), int64(allowed), "backends of the planned apps never exceed the plan")
-	t.Logf("plan allows %d connections for %d instances; at most %d seen", allowed, len(pools), maxSeen.Load())
+	assert.Positive(t, maxSeen)
+	assert.LessOrEqual(t, maxSeen, int64(allowed), "backends of the planned apps never exceed the plan")
+	t.Logf("plan allows %d connections for %d instances; at most %d seen", allowed, len(pools), maxSeen)
 	for _, p := range pools {
 		assert.Zero(t, p.Stat().Pooled.Retried, "a plan that fits never meets a full server")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +51,37 @@ func newPool(t testing.TB, bed *testbed.Bed, mod func(*pool.Config)) *pool.Pool 
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	return p
+}
+
+// sampleBackends counts the bed's backends matching f every few
+// milliseconds until stop is called, which returns the most seen and how
+// many samples were taken.
+func sampleBackends(ctx context.Context, bed *testbed.Bed, f testbed.Filter) (stop func() (max, samples int64)) {
+	done := make(chan struct{})
+	var maxSeen, n atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if c, err := bed.Count(ctx, f); err == nil {
+				n.Add(1)
+				if int64(c) > maxSeen.Load() {
+					maxSeen.Store(int64(c))
+				}
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(done)
+		wg.Wait()
+		return maxSeen.Load(), n.Load()
+	}
 }
 
 // noLeaks checks, when the test ends, that it left no goroutine behind.

@@ -180,28 +180,7 @@ func TestCapsHoldUnderConcurrency(t *testing.T) {
 	})
 	name := p.Config().AppName
 
-	stop := make(chan struct{})
-	var maxSeen, samples atomic.Int64
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			n, err := bed.Count(ctx, testbed.Filter{AppName: name})
-			if err == nil {
-				samples.Add(1)
-				if int64(n) > maxSeen.Load() {
-					maxSeen.Store(int64(n))
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	stop := sampleBackends(ctx, bed, testbed.Filter{AppName: name})
 	var wg sync.WaitGroup
 	var errs atomic.Int64
 	for g := 0; g < 1000; g++ {
@@ -224,12 +203,11 @@ func TestCapsHoldUnderConcurrency(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	close(stop)
-	sampler.Wait()
+	maxSeen, samples := stop()
 	assert.Zero(t, errs.Load())
-	assert.Positive(t, samples.Load())
-	assert.LessOrEqual(t, maxSeen.Load(), int64(3+2), "pooled cap 3 + direct cap 2")
-	assert.Positive(t, maxSeen.Load())
+	assert.Positive(t, samples)
+	assert.LessOrEqual(t, maxSeen, int64(3+2), "pooled cap 3 + direct cap 2")
+	assert.Positive(t, maxSeen)
 	st := p.Stat()
 	assert.LessOrEqual(t, st.Pooled.TotalConns, int32(3))
 	assert.LessOrEqual(t, st.Direct.TotalConns, int32(2))
