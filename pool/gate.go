@@ -108,27 +108,36 @@ func (g *gate) full(held int32) {
 	g.mu.Unlock()
 }
 
-// ok records a successful acquire and raises a lowered cap slowly.
-func (g *gate) ok() {
+// ok records a successful acquire while the route holds held connections,
+// and raises a lowered cap: at once to held, because connections the route
+// already has cost the server nothing more and idle ones would be wasted
+// while callers wait; and by one more per raiseEvery while callers wait,
+// because a refused probe costs the server a connection attempt.
+func (g *gate) ok(held int32) {
 	if !g.reduced.Load() {
 		return
 	}
 	g.mu.Lock()
-	if g.cap < g.max && time.Since(g.lowered) >= raiseEvery {
+	if held > g.cap {
+		g.cap = min(held, g.max)
+	}
+	if g.cap < g.max && g.waiters.Len() > 0 && time.Since(g.lowered) >= raiseEvery {
 		g.cap++
 		g.lowered = time.Now()
-		g.reduced.Store(g.cap < g.max)
-		g.admit()
 	}
+	g.reduced.Store(g.cap < g.max)
+	g.admit()
 	g.mu.Unlock()
 }
 
 // shed reports whether a connection coming back should be closed rather
 // than kept idle: while the server is short of connections (the cap is
-// lowered) and nobody here waits for one, an idle connection is a slot
-// that another instance or app is waiting for.
+// lowered) and nobody else in this route uses or waits for one, an idle
+// connection is a slot that another instance or app is waiting for.
 func (g *gate) shed() bool {
-	return g.reduced.Load() && g.nwait.Load() == 0
+	// inUse counts the caller giving the connection back; anyone else in
+	// the route (in pgxpool's queue, say) may want it.
+	return g.reduced.Load() && g.inUse.Load() <= 1 && g.nwait.Load() == 0
 }
 
 // wouldAdmit reports whether enter would let a caller in at once, which

@@ -52,20 +52,42 @@ func TestGateCapsAndAdmitsInOrder(t *testing.T) {
 
 func TestGateRaisesCapSlowly(t *testing.T) {
 	g := newGate(4)
+	ctx := context.Background()
+	require.NoError(t, g.enter(ctx))
 	g.full(1)
 	assert.True(t, g.shed(), "while the server is short, idle connections are given back")
-	g.lowered = time.Now().Add(-raiseEvery)
-	g.ok()
-	assert.EqualValues(t, 2, g.limit())
-	g.ok()
-	assert.EqualValues(t, 2, g.limit(), "one step per raiseEvery")
+	admitted := make(chan struct{}, 3)
 	for i := 0; i < 3; i++ {
-		g.lowered = time.Now().Add(-raiseEvery)
-		g.ok()
+		go func() {
+			if g.enter(ctx) == nil {
+				admitted <- struct{}{}
+			}
+		}()
 	}
+	require.Eventually(t, func() bool { return g.nwait.Load() == 3 }, time.Second, time.Millisecond)
+	assert.False(t, g.shed(), "not while callers wait")
+	back := func() { g.mu.Lock(); g.lowered = time.Now().Add(-raiseEvery); g.mu.Unlock() }
+	back()
+	g.ok(1)
+	<-admitted
+	assert.EqualValues(t, 2, g.limit())
+	g.ok(1)
+	assert.EqualValues(t, 2, g.limit(), "one step per raiseEvery")
+	g.ok(3)
+	<-admitted
+	assert.EqualValues(t, 3, g.limit(), "at once to the connections already held")
+	back()
+	g.ok(1)
+	<-admitted
+	assert.EqualValues(t, 4, g.limit())
+	back()
+	g.ok(1)
 	assert.EqualValues(t, 4, g.limit(), "never above MaxConns")
 	assert.False(t, g.reduced.Load())
 	assert.False(t, g.shed())
+	for i := 0; i < 4; i++ {
+		g.leave()
+	}
 }
 
 // Many callers through a gate whose cap drops and rises under them:
@@ -94,7 +116,7 @@ func TestGateUnderChurn(t *testing.T) {
 				g.mu.Lock()
 				g.lowered = time.Time{} // let ok raise at once
 				g.mu.Unlock()
-				g.ok()
+				g.ok(0)
 			}
 		}()
 	}

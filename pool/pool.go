@@ -201,8 +201,9 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		}
 		c, err := r.pool.Acquire(ctx)
 		if err == nil {
-			if gated {
-				r.gate.ok()
+			if gated && r.gate.reduced.Load() {
+				st := r.pool.Stat()
+				r.gate.ok(st.AcquiredConns() + st.IdleConns())
 			}
 			return c, nil
 		}
