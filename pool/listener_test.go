@@ -135,9 +135,10 @@ func notifyUntil(t *testing.T, ctx context.Context, url, channel string, c *coll
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < 20*time.Second {
-		conn, err := pgx.Connect(ctx, url)
-		if err == nil {
-			_, err = conn.Exec(ctx, "select pg_notify($1, 'ping')", channel)
+		// The server may still be starting: failures here only mean
+		// "try again".
+		if conn, err := pgx.Connect(ctx, url); err == nil {
+			_, _ = conn.Exec(ctx, "select pg_notify($1, 'ping')", channel)
 			conn.Close(ctx)
 		}
 		select {

@@ -56,8 +56,9 @@ func (g *generations) staleSeen() {
 // any hooks the user set.
 func (g *generations) install(pc *pgxpool.Config) {
 	afterConnect, beforeClose, prepare := pc.AfterConnect, pc.BeforeClose, pc.PrepareConn
-	if prepare == nil && pc.BeforeAcquire != nil { //nolint:staticcheck // honour the deprecated hook too
-		before := pc.BeforeAcquire //nolint:staticcheck
+	//lint:ignore SA1019 a user's deprecated hook is honoured, not dropped
+	if prepare == nil && pc.BeforeAcquire != nil {
+		before := pc.BeforeAcquire //lint:ignore SA1019 see above
 		prepare = func(ctx context.Context, c *pgx.Conn) (bool, error) { return before(ctx, c), nil }
 	}
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {

@@ -74,22 +74,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// drained waits until no backend of the apps named with prefix is left, so
-// one storm's closing connections don't count against the next.
-func drained(ctx context.Context, bed *testbed.Bed, prefix string) error {
-	for i := 0; i < 200; i++ {
-		n, err := bed.Count(ctx, testbed.Filter{AppPrefix: prefix})
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("backends of %s* still open after 10s", prefix)
-}
-
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
@@ -261,9 +245,6 @@ func storms(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progre
 		progress("storm: %s, %s (28 pools × 10 goroutines × %d queries)", who, c.name, sz.stormQueries)
 		direct := bed.DirectURL
 		if res[i], err = bench.RunStorm(ctx, direct, bench.Storm{Apps: 7, Instances: 4, Goroutines: 10, Queries: sz.stormQueries, Caps: c.caps, Plain: c.plain}); err != nil {
-			return err
-		}
-		if err := drained(ctx, bed, "storm_"); err != nil {
 			return err
 		}
 	}

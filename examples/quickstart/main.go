@@ -124,9 +124,6 @@ func sharedServer(ctx context.Context, srv servers, say func(string, ...any)) er
 			return err
 		}
 		say("       %d of %d queries failed (%v)", r.Errors, r.Queries, codes(r.Codes))
-		if err := drained(ctx, srv.direct); err != nil {
-			return err
-		}
 		s.Caps, s.Plain = bench.Fixed(4), false
 		say("     supapool with the same too-high caps...")
 		r, err = bench.RunStorm(ctx, srv.direct, s)
@@ -134,9 +131,6 @@ func sharedServer(ctx context.Context, srv servers, say func(string, ...any)) er
 			return err
 		}
 		say("       %d of %d queries failed: routes wait for a held connection instead", r.Errors, r.Queries)
-		if err := drained(ctx, srv.direct); err != nil {
-			return err
-		}
 	} else {
 		say("     (skipping the naive pools: they would overload your server on purpose)")
 	}
@@ -150,7 +144,7 @@ func sharedServer(ctx context.Context, srv servers, say func(string, ...any)) er
 	if r.Errors > 0 {
 		return fmt.Errorf("supapool callers saw errors: %v", r.Codes)
 	}
-	return drained(ctx, srv.direct)
+	return nil
 }
 
 func codes(m map[string]int64) string {
@@ -169,26 +163,6 @@ func codes(m map[string]int64) string {
 		return "no errors"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// drained waits for the storm's backends to exit.
-func drained(ctx context.Context, url string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	for i := 0; i < 200; i++ {
-		var n int
-		if err := conn.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name like 'storm_app%'").Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("the storm's connections did not close within 10s")
 }
 
 // preparedStatements runs a prepared-statement-heavy load through the

@@ -104,12 +104,17 @@ type Storm struct {
 }
 
 // RunStorm runs the storm with every pool on directURL (no pooler, as a
-// service pointed at DATABASE_URL alone would be).
-func RunStorm(ctx context.Context, directURL string, s Storm) (Result, error) {
+// service pointed at DATABASE_URL alone would be). It returns once the
+// storm's backends have left the server, so one storm's closing
+// connections never count against the next.
+func RunStorm(ctx context.Context, directURL string, s Storm) (res Result, err error) {
 	var pools []Execer
 	defer func() {
 		for _, p := range pools {
 			p.Close()
+		}
+		if derr := drain(ctx, directURL); err == nil {
+			err = derr
 		}
 	}()
 	for a := 0; a < s.Apps; a++ {
@@ -137,6 +142,26 @@ func RunStorm(ctx context.Context, directURL string, s Storm) (Result, error) {
 		}
 	}
 	return loadAll(ctx, pools, s.Goroutines, s.Queries), nil
+}
+
+// drain waits until no backend of a storm app is left on the server.
+func drain(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for i := 0; i < 200; i++ {
+		var n int
+		if err := conn.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name like 'storm\\_app%'").Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("bench: the storm's connections did not close within 10s")
 }
 
 // Fixed returns a Caps function giving every app n.
