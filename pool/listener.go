@@ -354,7 +354,7 @@ func (st *runState) drop(err error) {
 }
 
 func (st *runState) release() {
-	st.r.held.Add(-1)
+	st.r.pinned.Add(-1)
 	st.r.discard(st.c)
 	st.c = nil
 	l := st.l
@@ -480,7 +480,7 @@ func (l *Listener) connect(chans map[string]*channel) (*pgxpool.Conn, error) {
 			return nil, err
 		}
 	}
-	l.p.direct.held.Add(1)
+	l.p.direct.pinned.Add(1)
 	return c, nil
 }
 

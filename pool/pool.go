@@ -49,7 +49,7 @@ type route struct {
 
 	bg         *sync.WaitGroup
 	gens       generations
-	held       atomic.Int32 // connections the listener keeps for good
+	pinned     atomic.Int32 // connections the listener keeps for good
 	routed     atomic.Int64
 	retried    atomic.Int64
 	serverFull atomic.Int64
@@ -187,7 +187,7 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			defer cancel()
 		}
 	}
-	if r.held.Load() >= r.gate.max {
+	if r.pinned.Load() >= r.gate.max {
 		// Waiting would only end with the context: nothing will be given back.
 		return nil, fmt.Errorf("pool: %s route: all %d of its connections (MaxDirectConns) are held by the listener; set %s to 2 or more", r.name, r.gate.max, EnvMaxDirectConns)
 	}
@@ -202,8 +202,7 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		c, err := r.pool.Acquire(ctx)
 		if err == nil {
 			if gated && r.gate.reduced.Load() {
-				st := r.pool.Stat()
-				r.gate.ok(st.AcquiredConns() + st.IdleConns())
+				r.gate.ok(r.established())
 			}
 			return c, nil
 		}
@@ -220,8 +219,7 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		attempts++
 		last = pgErr
 		r.retried.Add(1)
-		st := r.pool.Stat()
-		held := st.AcquiredConns() + st.IdleConns()
+		held := r.established()
 		r.gate.full(held)
 		if attempts == 1 {
 			r.log.Warn("supapool: server full; waiting for a connection this route holds",
@@ -239,6 +237,13 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			}
 		}
 	}
+}
+
+// established counts the route's open connections, in use or idle (not
+// those still being opened).
+func (r *route) established() int32 {
+	st := r.pool.Stat()
+	return st.AcquiredConns() + st.IdleConns()
 }
 
 func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
