@@ -34,6 +34,7 @@ const (
 	DefaultMaxConnIdleTime         = 30 * time.Second
 	DefaultMaxConnLifetime         = 30 * time.Minute
 	DefaultHealthCheckPeriod       = 15 * time.Second
+	DefaultYieldAfter              = 250 * time.Millisecond
 	DefaultListenerQueueSize       = 1024
 )
 
@@ -113,6 +114,17 @@ type Config struct {
 	// MaxConnIdleTime and MaxConnLifetime. Default 15s. It sends nothing
 	// to the server.
 	HealthCheckPeriod time.Duration
+
+	// YieldAfter is how long a route must go unused before it asks the
+	// server whether connection slots are short (one small query on a
+	// connection it already holds, at most once a second) and, if fewer
+	// than a tenth are free, closes its idle connections so that other
+	// instances and apps can have them. Without it an instance that got
+	// its connections first keeps them idle for MaxConnIdleTime while
+	// others queue. Routes through a transaction pooler never do this:
+	// their idle connections hold no server slot. Default 250ms; negative
+	// turns it off.
+	YieldAfter time.Duration
 
 	// ConfigurePooled and ConfigureDirect may change each route's pgxpool
 	// configuration after supapool has set it up (tracers, TLS, type
@@ -297,6 +309,9 @@ func (c Config) resolve() (resolved, error) {
 	}
 	if r.HealthCheckPeriod == 0 {
 		r.HealthCheckPeriod = DefaultHealthCheckPeriod
+	}
+	if r.YieldAfter == 0 {
+		r.YieldAfter = DefaultYieldAfter
 	}
 	if r.Logger == nil {
 		r.Logger = zap.NewNop()

@@ -9,16 +9,20 @@ import (
 )
 
 // gate admits at most cap callers to a route at once. The cap starts at
-// the route's MaxConns; when the server says it is full, the cap drops to
-// the connections the route already holds, so callers wait (first come,
-// first served) for one of those instead of asking the server for more,
-// and it climbs back by one per raiseEvery while the server keeps
-// accepting.
+// one and climbs by one each time the last step has become an open
+// connection while callers wait, so a route opens its connections one
+// after another rather than all at once: when many instances start
+// together on a server that cannot hold all their caps, each gets about
+// the same share before the server is full, instead of the first few
+// taking everything. When the server refuses a connection, the cap drops
+// to the connections the route already holds, so callers wait (first
+// come, first served) for one of those instead of asking the server for
+// more; it climbs again after raiseEvery (see ok).
 //
 // While the cap is at MaxConns, pgxpool's own cap is the same limit, so
 // the gate only counts (two atomic operations per call) and leaves the
-// queueing to pgxpool: the gate costs nothing measurable until the server
-// is full.
+// queueing to pgxpool: the gate costs nothing measurable once the route
+// has opened its connections, until the server is full.
 type gate struct {
 	max     int32
 	inUse   atomic.Int32
@@ -33,7 +37,11 @@ type gate struct {
 
 const raiseEvery = time.Second
 
-func newGate(max int32) *gate { return &gate{max: max, cap: max} }
+func newGate(max int32) *gate {
+	g := &gate{max: max, cap: 1}
+	g.reduced.Store(g.cap < g.max)
+	return g
+}
 
 // enter waits for a place, or for ctx to end.
 func (g *gate) enter(ctx context.Context) error {
@@ -97,9 +105,7 @@ func (g *gate) admit() {
 // that somebody keeps trying).
 func (g *gate) full(held int32) {
 	g.mu.Lock()
-	if held < 1 {
-		held = 1
-	}
+	held = max(held, 1)
 	if held < g.cap {
 		g.cap = held
 	}
@@ -111,8 +117,10 @@ func (g *gate) full(held int32) {
 // ok records a successful acquire while the route holds held connections,
 // and raises a lowered cap: at once to held, because connections the route
 // already has cost the server nothing more and idle ones would be wasted
-// while callers wait; and by one more per raiseEvery while callers wait,
-// because a refused probe costs the server a connection attempt.
+// while callers wait; then, while callers wait, by one each time the last
+// step has become an open connection, but not within raiseEvery of a
+// refusal, so that refused probes (each costs the server a connection
+// attempt) come about once per raiseEvery.
 func (g *gate) ok(held int32) {
 	if !g.reduced.Load() {
 		return
@@ -121,23 +129,12 @@ func (g *gate) ok(held int32) {
 	if held > g.cap {
 		g.cap = min(held, g.max)
 	}
-	if g.cap < g.max && g.waiters.Len() > 0 && time.Since(g.lowered) >= raiseEvery {
+	if held >= g.cap && g.cap < g.max && g.waiters.Len() > 0 && time.Since(g.lowered) >= raiseEvery {
 		g.cap++
-		g.lowered = time.Now()
 	}
 	g.reduced.Store(g.cap < g.max)
 	g.admit()
 	g.mu.Unlock()
-}
-
-// shed reports whether a connection coming back should be closed rather
-// than kept idle: while the server is short of connections (the cap is
-// lowered) and nobody else in this route uses or waits for one, an idle
-// connection is a slot that another instance or app is waiting for.
-func (g *gate) shed() bool {
-	// inUse counts the caller giving the connection back; anyone else in
-	// the route (in pgxpool's queue, say) may want it.
-	return g.reduced.Load() && g.inUse.Load() <= 1 && g.nwait.Load() == 0
 }
 
 // wouldAdmit reports whether enter would let a caller in at once, which

@@ -11,8 +11,55 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// openGate is a gate whose route has opened all its connections.
+func openGate(max int32) *gate {
+	g := newGate(max)
+	g.mu.Lock()
+	g.cap = max
+	g.reduced.Store(false)
+	g.mu.Unlock()
+	return g
+}
+
+// A route opens its connections one after another: the cap starts at one
+// and each step waits until the last has become an open connection.
+func TestGateStartsAtOneAndClimbs(t *testing.T) {
+	g := newGate(4)
+	ctx := context.Background()
+	assert.EqualValues(t, 1, g.limit())
+	require.NoError(t, g.enter(ctx))
+	admitted := make(chan struct{}, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			if g.enter(ctx) == nil {
+				admitted <- struct{}{}
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return g.nwait.Load() == 3 }, time.Second, time.Millisecond)
+	g.ok(0)
+	assert.EqualValues(t, 1, g.limit(), "no step before the first connection is open")
+	g.ok(1)
+	<-admitted
+	assert.EqualValues(t, 2, g.limit())
+	g.ok(1)
+	assert.EqualValues(t, 2, g.limit(), "one connection being opened at a time")
+	g.ok(2)
+	<-admitted
+	g.ok(3)
+	<-admitted
+	assert.EqualValues(t, 4, g.limit())
+	assert.False(t, g.reduced.Load(), "at MaxConns the gate only counts")
+	for i := 0; i < 4; i++ {
+		g.leave()
+	}
+	assert.Zero(t, g.inUse.Load())
+
+	assert.False(t, newGate(1).reduced.Load(), "a cap of one has nothing to climb")
+}
+
 func TestGateCapsAndAdmitsInOrder(t *testing.T) {
-	g := newGate(3)
+	g := openGate(3)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		require.NoError(t, g.enter(ctx))
@@ -50,12 +97,12 @@ func TestGateCapsAndAdmitsInOrder(t *testing.T) {
 	assert.Zero(t, g.nwait.Load())
 }
 
-func TestGateRaisesCapSlowly(t *testing.T) {
+func TestGateRaisesCap(t *testing.T) {
 	g := newGate(4)
 	ctx := context.Background()
 	require.NoError(t, g.enter(ctx))
 	g.full(1)
-	assert.True(t, g.shed(), "while the server is short, idle connections are given back")
+	assert.True(t, g.reduced.Load())
 	admitted := make(chan struct{}, 3)
 	for i := 0; i < 3; i++ {
 		go func() {
@@ -65,29 +112,29 @@ func TestGateRaisesCapSlowly(t *testing.T) {
 		}()
 	}
 	require.Eventually(t, func() bool { return g.nwait.Load() == 3 }, time.Second, time.Millisecond)
-	assert.False(t, g.shed(), "not while callers wait")
-	back := func() { g.mu.Lock(); g.lowered = time.Now().Add(-raiseEvery); g.mu.Unlock() }
-	back()
+	g.ok(1)
+	assert.EqualValues(t, 1, g.limit(), "no probe within raiseEvery of a refusal")
+	g.mu.Lock()
+	g.lowered = time.Now().Add(-raiseEvery)
+	g.mu.Unlock()
 	g.ok(1)
 	<-admitted
 	assert.EqualValues(t, 2, g.limit())
 	g.ok(1)
-	assert.EqualValues(t, 2, g.limit(), "one step per raiseEvery")
-	g.ok(3)
+	assert.EqualValues(t, 2, g.limit(), "the next step waits until the last one is an open connection")
+	g.ok(2)
 	<-admitted
-	assert.EqualValues(t, 3, g.limit(), "at once to the connections already held")
-	back()
-	g.ok(1)
+	assert.EqualValues(t, 3, g.limit(), "and then follows at once")
+	g.full(2)
+	assert.EqualValues(t, 2, g.limit(), "a refusal lowers the cap to what is held")
+	g.ok(4)
 	<-admitted
-	assert.EqualValues(t, 4, g.limit())
-	back()
-	g.ok(1)
-	assert.EqualValues(t, 4, g.limit(), "never above MaxConns")
+	assert.EqualValues(t, 4, g.limit(), "at once to the connections already held, never above MaxConns")
 	assert.False(t, g.reduced.Load())
-	assert.False(t, g.shed())
 	for i := 0; i < 4; i++ {
 		g.leave()
 	}
+	assert.Zero(t, g.inUse.Load())
 }
 
 // Many callers through a gate whose cap drops and rises under them:
@@ -116,7 +163,7 @@ func TestGateUnderChurn(t *testing.T) {
 				g.mu.Lock()
 				g.lowered = time.Time{} // let ok raise at once
 				g.mu.Unlock()
-				g.ok(0)
+				g.ok(int32(j % 5))
 			}
 		}()
 	}

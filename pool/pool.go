@@ -53,6 +53,9 @@ type route struct {
 	routed     atomic.Int64
 	retried    atomic.Int64
 	serverFull atomic.Int64
+
+	yield   yielder
+	maxIdle time.Duration // MaxConnIdleTime
 }
 
 // NewFromEnv is New with ConfigFromEnv.
@@ -145,6 +148,10 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		acquireTimeout: p.cfg.AcquireTimeout,
 		log:            p.log.With(zap.Stringer("route", name)),
 		bg:             &p.bg,
+		maxIdle:        p.cfg.MaxConnIdleTime,
+	}
+	if d.mode != TransactionPooler && p.cfg.YieldAfter > 0 {
+		r.yield.after = p.cfg.YieldAfter
 	}
 	r.gens.install(pc)
 	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
@@ -254,13 +261,13 @@ func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
 	return &ServerFullError{Route: r.name, Code: last.Code, Message: last.Message, Retries: attempts, Err: err}
 }
 
+// release gives back a connection a gated caller borrowed.
 func (r *route) release(c *pgxpool.Conn) {
-	if r.gate.shed() {
-		r.discard(c)
-		return
-	}
 	c.Release()
 	r.gate.leave()
+	if r.gate.inUse.Load() == 0 && r.gate.nwait.Load() == 0 {
+		r.quiet()
+	}
 }
 
 func (p *Pool) routeFor(r Route) (*route, error) {
@@ -466,8 +473,10 @@ func (p *Pool) Close() {
 	if db != nil {
 		_ = db.Close()
 	}
+	p.pooled.stopYield()
 	p.pooled.pool.Close()
 	if p.direct != nil {
+		p.direct.stopYield()
 		p.direct.pool.Close()
 	}
 	p.bg.Wait()
@@ -489,8 +498,13 @@ func (noDirectDriver) Open(string) (driver.Conn, error) { return nil, ErrNoDirec
 // The close runs in the background, so the caller does not wait for the
 // goodbye to reach a distant server; Pool.Close waits for it.
 func (r *route) discard(c *pgxpool.Conn) {
-	conn := c.Hijack()
+	r.closeConn(c)
 	r.gate.leave()
+}
+
+// closeConn takes c out of the pool and closes it in the background.
+func (r *route) closeConn(c *pgxpool.Conn) {
+	conn := c.Hijack()
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,7 +36,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 type sizes struct {
 	rounds, rowQueries          int // QueryRow overhead: interleaved rounds of rowQueries each
 	modeGoroutines, modeQueries int
-	stormQueries                int
+	stormQueries, stormRounds   int
 	notifications, listenRounds int
 	polls                       int
 }
@@ -44,14 +45,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small loads (a smoke test, not numbers to quote)")
+	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, storms, listener, monitor); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, notifications: 5000, listenRounds: 5, polls: 200}
+	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 5, notifications: 5000, listenRounds: 5, polls: 200}
 	if *quick {
-		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, notifications: 500, listenRounds: 1, polls: 20}
+		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	for _, name := range strings.Split(*only, ",") {
+		switch strings.TrimSpace(name) {
+		case "", "queryrow", "modes", "storms", "listener", "monitor":
+		default:
+			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected queryrow, modes, storms, listener or monitor\n", name)
+			return 2
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	progress := func(f string, a ...any) { fmt.Fprintf(stderr, "bench: "+f+"\n", a...) }
 	bed, err := testbed.New(ctx, testbed.Options{MaxConnections: 60, Logf: progress})
@@ -63,10 +73,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintln(stdout, "| measurement | supapool | baseline | ratio |")
 	fmt.Fprintln(stdout, "|---|---|---|---|")
-	for _, step := range []func(context.Context, *testbed.Bed, sizes, io.Writer, func(string, ...any)) error{
-		queryRowOverhead, execModes, storms, listener, monitorPoll,
-	} {
-		if err := step(ctx, bed, sz, stdout, progress); err != nil {
+	steps := []struct {
+		name string
+		run  func(context.Context, *testbed.Bed, sizes, io.Writer, func(string, ...any)) error
+	}{
+		{"queryrow", queryRowOverhead}, {"modes", execModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll},
+	}
+	want := map[string]bool{}
+	for _, name := range strings.Split(*only, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			want[name] = true
+		}
+	}
+	for _, step := range steps {
+		if len(want) > 0 && !want[step.name] {
+			continue
+		}
+		if err := step.run(ctx, bed, sz, stdout, progress); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
 		}
@@ -236,25 +259,38 @@ func storms(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progre
 		{"budget caps", planned, true},
 		{"budget caps", planned, false},
 	}
-	res := make([]bench.Result, len(cases))
-	for i, c := range cases {
-		who := "supapool"
-		if c.plain {
-			who = "pgxpool"
+	// Rounds alternate the order of the cases, so drifts in the machine's
+	// speed hit all alike; each row is the median over rounds.
+	qps := make([][]float64, len(cases))
+	errRate := make([]float64, len(cases))
+	ratios := make([][]float64, 3)
+	for round := 0; round < sz.stormRounds; round++ {
+		got := make([]bench.Result, len(cases))
+		for k := range cases {
+			i := (k + round) % len(cases)
+			c := cases[i]
+			who := "supapool"
+			if c.plain {
+				who = "pgxpool"
+			}
+			progress("storm round %d/%d: %s, %s (28 pools × 10 goroutines × %d queries)", round+1, sz.stormRounds, who, c.name, sz.stormQueries)
+			if got[i], err = bench.RunStorm(ctx, bed.DirectURL, bench.Storm{Apps: 7, Instances: 4, Goroutines: 10, Queries: sz.stormQueries, Caps: c.caps, Plain: c.plain}); err != nil {
+				return err
+			}
+			qps[i] = append(qps[i], got[i].QPS())
+			errRate[i] = max(errRate[i], got[i].ErrorRate())
 		}
-		progress("storm: %s, %s (28 pools × 10 goroutines × %d queries)", who, c.name, sz.stormQueries)
-		direct := bed.DirectURL
-		if res[i], err = bench.RunStorm(ctx, direct, bench.Storm{Apps: 7, Instances: 4, Goroutines: 10, Queries: sz.stormQueries, Caps: c.caps, Plain: c.plain}); err != nil {
-			return err
-		}
+		ratios[0] = append(ratios[0], got[1].QPS()/got[0].QPS())
+		ratios[1] = append(ratios[1], got[3].QPS()/got[2].QPS())
+		ratios[2] = append(ratios[2], got[1].QPS()/got[3].QPS())
 	}
-	row := func(label string, s, b bench.Result) {
-		fmt.Fprintf(out, "| %s | %.0f qps, %.1f%% errors | %.0f qps, %.1f%% errors | %.2f× qps |\n",
-			label, s.QPS(), 100*s.ErrorRate(), b.QPS(), 100*b.ErrorRate(), s.QPS()/b.QPS())
+	cell := func(i int) string {
+		return fmt.Sprintf("%.0f qps, %.1f%% errors", median(qps[i]), 100*errRate[i])
 	}
-	row("storm, naive caps 4 (28 pools, 60 conns): supapool vs pgxpool", res[1], res[0])
-	row(fmt.Sprintf("storm, budget caps %d: supapool vs pgxpool", plan.For("storm_app0").MaxConns), res[3], res[2])
-	row("storm: supapool naive caps 4 vs supapool budget caps", res[1], res[3])
+	n := sz.stormRounds
+	fmt.Fprintf(out, "| storm, naive caps 4 (28 pools, 60 conns; median of %d rounds): supapool vs pgxpool | %s | %s | %.2f× qps |\n", n, cell(1), cell(0), median(ratios[0]))
+	fmt.Fprintf(out, "| storm, budget caps %d (median of %d rounds): supapool vs pgxpool | %s | %s | %.2f× qps |\n", plan.For("storm_app0").MaxConns, n, cell(3), cell(2), median(ratios[1]))
+	fmt.Fprintf(out, "| storm: supapool naive caps 4 vs supapool budget caps (median of %d rounds) | %s | %s | %.2f× qps |\n", n, cell(1), cell(3), median(ratios[2]))
 	return nil
 }
 

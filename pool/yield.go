@@ -1,0 +1,172 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+)
+
+// Yielding: a quiet route gives its idle connections back to a crowded
+// server.
+//
+// A route learns that the server is full only when one of its own
+// connection attempts is refused. An instance that opened its connections
+// before the server filled up is never refused, so after its burst it
+// would keep them idle for MaxConnIdleTime while other instances and apps
+// queue for a slot (with caps too high, the storm in the README lost a
+// third of its throughput that way). So a route that talks to the server
+// itself (not through a transaction pooler, whose idle client connections
+// hold no server slot), once unused for Config.YieldAfter with idle
+// connections, asks the server over one of them how many slots are taken;
+// when fewer than a tenth are free it closes them. While it stays quiet it
+// asks again each yieldCheckEvery, up to MaxConnIdleTime. The question is
+// one small query on a connection the route already holds, and a busy
+// route never asks.
+
+// yieldCheckEvery bounds how often a route asks the server.
+const yieldCheckEvery = time.Second
+
+// loadQuery counts the server's client backends and the slots an ordinary
+// role may use. Rows of other roles' sessions hide backend_type from a role
+// without pg_read_all_stats, so a hidden row with a database is counted as
+// a client too (a background worker attached to a database, such as
+// pg_cron's, is counted with them: the answer errs towards giving back).
+const loadQuery = `select count(*) filter (where backend_type = 'client backend' or (backend_type is null and datid is not null)),
+ current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
+ - coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0)
+from pg_stat_activity`
+
+// load is the server's answer to loadQuery.
+type load struct{ clients, usable int }
+
+// crowded: fewer than a tenth of the slots (at least one) are free.
+func (l load) crowded() bool { return l.usable-l.clients <= max(1, l.usable/10) }
+
+// yielder is a route's yielding state.
+type yielder struct {
+	after time.Duration // Config.YieldAfter; 0 when the route never yields
+
+	mu        sync.Mutex
+	timer     *time.Timer // pending quiet check, nil when none
+	closed    bool
+	asked     time.Time // when the server was last asked
+	last      load      // its answer
+	quietFrom time.Time
+}
+
+// quiet is called when the route's last caller has left. It schedules a
+// check after YieldAfter, unless one is pending.
+func (r *route) quiet() {
+	y := &r.yield
+	if y.after <= 0 {
+		return
+	}
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	if y.closed || y.timer != nil {
+		return
+	}
+	y.quietFrom = time.Now()
+	r.scheduleQuietCheck(y.after, r.routed.Load())
+}
+
+// scheduleQuietCheck arms the check; y.mu is held.
+func (r *route) scheduleQuietCheck(d time.Duration, mark int64) {
+	r.bg.Add(1)
+	r.yield.timer = time.AfterFunc(d, func() {
+		defer r.bg.Done()
+		r.quietCheck(mark)
+	})
+}
+
+// quietCheck closes the route's idle connections if nobody has used the
+// route since mark (its routed count when it went quiet) and the server is
+// crowded.
+func (r *route) quietCheck(mark int64) {
+	y := &r.yield
+	stillQuiet := func() bool { return r.routed.Load() == mark && r.gate.inUse.Load() == 0 }
+	again := false
+	defer func() {
+		y.mu.Lock()
+		defer y.mu.Unlock()
+		y.timer = nil
+		switch {
+		case y.closed:
+		case stillQuiet():
+			// Ask again while quiet, so connections kept because the
+			// server had room go when it fills up; but not beyond
+			// MaxConnIdleTime, because each check resets the idle clock
+			// of the connection it borrows.
+			if again && time.Since(y.quietFrom) < r.maxIdle {
+				r.scheduleQuietCheck(yieldCheckEvery, mark)
+			}
+		case r.gate.inUse.Load() == 0 && r.gate.nwait.Load() == 0:
+			// Used and quiet again while this check was pending, when
+			// quiet() could not arm another: watch the new quiet spell.
+			y.quietFrom = time.Now()
+			r.scheduleQuietCheck(y.after, r.routed.Load())
+		}
+	}()
+	if !stillQuiet() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), yieldCheckEvery)
+	defer cancel()
+	idle := r.pool.AcquireAllIdle(ctx)
+	if len(idle) == 0 {
+		return
+	}
+	l, err := r.serverLoad(ctx, idle[0])
+	if err != nil || !l.crowded() || !stillQuiet() {
+		for _, c := range idle {
+			c.Release()
+		}
+		again = err == nil && !l.crowded()
+		if err != nil {
+			r.log.Debug("supapool: could not ask the server how many connections it has", zap.Error(err))
+		}
+		return
+	}
+	r.log.Debug("supapool: server short of connections; closing this quiet route's idle ones",
+		zap.Int("closed", len(idle)), zap.Int("clients", l.clients), zap.Int("usable", l.usable))
+	for _, c := range idle {
+		r.closeConn(c)
+	}
+}
+
+// serverLoad asks the server on c, or reuses an answer younger than
+// yieldCheckEvery.
+func (r *route) serverLoad(ctx context.Context, c *pgxpool.Conn) (load, error) {
+	y := &r.yield
+	y.mu.Lock()
+	if time.Since(y.asked) < yieldCheckEvery {
+		l := y.last
+		y.mu.Unlock()
+		return l, nil
+	}
+	y.mu.Unlock()
+	var l load
+	if err := c.QueryRow(ctx, loadQuery, pgx.QueryExecModeSimpleProtocol).Scan(&l.clients, &l.usable); err != nil {
+		return load{}, err
+	}
+	y.mu.Lock()
+	y.asked, y.last = time.Now(), l
+	y.mu.Unlock()
+	return l, nil
+}
+
+// stopYield cancels a pending quiet check; the route is closing.
+func (r *route) stopYield() {
+	y := &r.yield
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	y.closed = true
+	if y.timer != nil && y.timer.Stop() {
+		y.timer = nil
+		r.bg.Done()
+	}
+}

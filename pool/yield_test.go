@@ -1,0 +1,122 @@
+package pool_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/supapool/supapool/internal/testbed"
+	"github.com/supapool/supapool/pool"
+)
+
+// burst runs goroutines × queries short sleeps on p, enough concurrency
+// for a pool to open all its connections.
+func burst(t *testing.T, ctx context.Context, p *pool.Pool, goroutines, queries int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for q := 0; q < queries; q++ {
+				if _, err := p.Exec(ctx, "select pg_sleep(0.005)"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A route that has gone quiet gives its idle connections back when the
+// server is short of slots, keeps them when it is not, and never when
+// YieldAfter is negative.
+func TestQuietRouteYieldsToCrowdedServer(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		others     int // connections other clients hold
+		yieldAfter time.Duration
+		wantKept   bool
+	}{
+		// max_connections 12 leaves 9 slots to ordinary roles; the pool's 4
+		// and 4 others leave one free: crowded.
+		{"crowded", 4, 0, false},
+		{"room", 0, 0, true},
+		{"crowded, yielding off", 4, -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bed := testbed.NewT(t, testbed.Options{MaxConnections: 12, NoPooler: true})
+			ctx := testCtx(t)
+			app := appName(t)
+			p, err := pool.New(ctx, pool.Config{AppName: app, DirectURL: bed.DirectURL, MaxConns: 4, YieldAfter: tc.yieldAfter})
+			require.NoError(t, err)
+			defer p.Close()
+			burst(t, ctx, p, 8, 20)
+			require.EqualValues(t, 4, p.Stat().Pooled.TotalConns, "the burst opens every connection the cap allows")
+
+			// The others connect after the pool went quiet: its first
+			// look at the server may find room, and it must look again.
+			for i := 0; i < tc.others; i++ {
+				c, err := pgx.Connect(ctx, bed.DirectURL)
+				require.NoError(t, err)
+				defer c.Close(context.Background())
+			}
+			mine := func() int {
+				n, err := bed.Count(ctx, testbed.Filter{AppName: app})
+				require.NoError(t, err)
+				return n
+			}
+			if tc.wantKept {
+				// Long enough for the check after YieldAfter and one more.
+				time.Sleep(pool.DefaultYieldAfter + 1500*time.Millisecond)
+				assert.Equal(t, 4, mine(), "idle connections closed though they should be kept")
+				assert.EqualValues(t, 4, p.Stat().Pooled.TotalConns)
+			} else {
+				require.Eventually(t, func() bool { return mine() == 0 }, 10*time.Second, 20*time.Millisecond,
+					"a quiet route kept its idle connections on a crowded server")
+				assert.Zero(t, p.Stat().Pooled.TotalConns)
+			}
+			var n int
+			require.NoError(t, p.QueryRow(ctx, "select 1").Scan(&n), "the route works after yielding")
+		})
+	}
+}
+
+// Under a burst, a route opens one connection at a time: each waits until
+// the last one is open, so instances starting together share a server
+// that cannot hold all their caps instead of the first few taking it all.
+func TestRouteOpensConnectionsOneAtATime(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	var inFlight, most atomic.Int32
+	p := newPool(t, bed, func(c *pool.Config) {
+		c.PooledURL = "" // the pooled route on the server itself
+		c.MaxConns = 4
+		c.ConfigurePooled = func(pc *pgxpool.Config) error {
+			pc.BeforeConnect = func(context.Context, *pgx.ConnConfig) error {
+				n := inFlight.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				return nil
+			}
+			pc.AfterConnect = func(context.Context, *pgx.Conn) error {
+				inFlight.Add(-1)
+				return nil
+			}
+			return nil
+		}
+	})
+	burst(t, ctx, p, 20, 20)
+	st := p.Stat().Pooled
+	assert.EqualValues(t, 4, st.TotalConns, "the cap was reached")
+	assert.EqualValues(t, 4, st.Cap)
+	assert.EqualValues(t, 1, most.Load(), "connections were opened concurrently")
+}
