@@ -9,9 +9,9 @@ import (
 )
 
 // gate admits at most cap callers to a route at once. The cap starts at
-// one and climbs by one each time the last step has become an open
-// connection while callers wait, so a route opens its connections one
-// after another rather than all at once: when many instances start
+// one and stays at most one above the connections the route has opened,
+// so a route opens its connections one after another rather than all at
+// once: when many instances start
 // together on a server that cannot hold all their caps, each gets about
 // the same share before the server is full, instead of the first few
 // taking everything. When the server refuses a connection, the cap drops
@@ -62,22 +62,39 @@ func (g *gate) enter(ctx context.Context) error {
 	ch := make(chan struct{})
 	el := g.waiters.PushBack(ch)
 	g.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		g.mu.Lock()
+	// The cap normally climbs when an acquire succeeds (ok). A caller
+	// that holds every place and waits for one more (a query inside its
+	// own transaction, say) makes no acquire succeed, so waiters also
+	// probe on their own once per raiseEvery.
+	probe := time.NewTimer(raiseEvery)
+	defer probe.Stop()
+	for {
 		select {
 		case <-ch:
-			// Admitted while giving up: pass the place on.
-			g.inUse.Add(-1)
-			g.admit()
-		default:
-			g.waiters.Remove(el)
-			g.nwait.Add(-1)
+			return nil
+		case <-probe.C:
+			g.mu.Lock()
+			if g.cap < g.max && g.inUse.Load() >= g.cap && time.Since(g.lowered) >= raiseEvery {
+				g.cap++
+				g.reduced.Store(g.cap < g.max)
+				g.admit()
+			}
+			g.mu.Unlock()
+			probe.Reset(raiseEvery)
+		case <-ctx.Done():
+			g.mu.Lock()
+			select {
+			case <-ch:
+				// Admitted while giving up: pass the place on.
+				g.inUse.Add(-1)
+				g.admit()
+			default:
+				g.waiters.Remove(el)
+				g.nwait.Add(-1)
+			}
+			g.mu.Unlock()
+			return ctx.Err()
 		}
-		g.mu.Unlock()
-		return ctx.Err()
 	}
 }
 
@@ -117,10 +134,10 @@ func (g *gate) full(held int32) {
 // ok records a successful acquire while the route holds held connections,
 // and raises a lowered cap: at once to held, because connections the route
 // already has cost the server nothing more and idle ones would be wasted
-// while callers wait; then, while callers wait, by one each time the last
-// step has become an open connection, but not within raiseEvery of a
-// refusal, so that refused probes (each costs the server a connection
-// attempt) come about once per raiseEvery.
+// while callers wait; then to held+1, so that one more caller may open one
+// more connection, but not within raiseEvery of a refusal, so that refused
+// probes (each costs the server a connection attempt) come about once per
+// raiseEvery.
 func (g *gate) ok(held int32) {
 	if !g.reduced.Load() {
 		return
@@ -129,7 +146,7 @@ func (g *gate) ok(held int32) {
 	if held > g.cap {
 		g.cap = min(held, g.max)
 	}
-	if held >= g.cap && g.cap < g.max && g.waiters.Len() > 0 && time.Since(g.lowered) >= raiseEvery {
+	if held >= g.cap && g.cap < g.max && time.Since(g.lowered) >= raiseEvery {
 		g.cap++
 	}
 	g.reduced.Store(g.cap < g.max)

@@ -120,3 +120,22 @@ func TestRouteOpensConnectionsOneAtATime(t *testing.T) {
 	assert.EqualValues(t, 4, st.Cap)
 	assert.EqualValues(t, 1, most.Load(), "connections were opened concurrently")
 }
+
+// A caller may hold a route's only open connection and ask for another (a
+// second transaction while the first is open): the route opens it at
+// once, though it opens connections one at a time.
+func TestNestedAcquireOnAFreshRoute(t *testing.T) {
+	bed := testbed.Start(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 2 })
+	ctx := testCtx(t)
+	outer, err := p.Begin(ctx)
+	require.NoError(t, err)
+	defer outer.Rollback(ctx)
+	// Well under raiseEvery: only the rule that a route may open one
+	// more connection than it has can admit the inner transaction.
+	ictx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	inner, err := p.Begin(ictx)
+	require.NoError(t, err, "the second transaction waited for the first")
+	require.NoError(t, inner.Rollback(ctx))
+}
