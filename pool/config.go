@@ -116,14 +116,14 @@ type Config struct {
 	HealthCheckPeriod time.Duration
 
 	// YieldAfter is how long a route must go unused before it asks the
-	// server whether connection slots are short (one small query on a
-	// connection it already holds, at most once a second) and, if fewer
-	// than a tenth are free, closes its idle connections so that other
-	// instances and apps can have them. Without it an instance that got
-	// its connections first keeps them idle for MaxConnIdleTime while
-	// others queue. Routes through a transaction pooler never do this:
-	// their idle connections hold no server slot. Default 250ms; negative
-	// turns it off.
+	// server whether any connection slot is left (one small query on a
+	// connection it already holds, at most once a second) and, if none
+	// is, closes its idle connections so that other instances and apps
+	// can have them. Without it an instance that got its connections
+	// first keeps them idle for MaxConnIdleTime while others queue.
+	// Routes through a transaction pooler never do this: their idle
+	// connections hold no server slot. Default 250ms; negative turns it
+	// off.
 	YieldAfter time.Duration
 
 	// ConfigurePooled and ConfigureDirect may change each route's pgxpool

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Yielding: a quiet route gives its idle connections back to a crowded
+// Yielding: a quiet route gives its idle connections back to a full
 // server.
 //
 // A route learns that the server is full only when one of its own
@@ -22,7 +22,7 @@ import (
 // itself (not through a transaction pooler, whose idle client connections
 // hold no server slot), once unused for Config.YieldAfter with idle
 // connections, asks the server over one of them how many slots are taken;
-// when fewer than a tenth are free it closes them. While it stays quiet it
+// when none is free it closes them. While it stays quiet it
 // asks again each yieldCheckEvery, up to MaxConnIdleTime. The question is
 // one small query on a connection the route already holds, and a busy
 // route never asks.
@@ -43,8 +43,11 @@ from pg_stat_activity`
 // load is the server's answer to loadQuery.
 type load struct{ clients, usable int }
 
-// crowded: fewer than a tenth of the slots (at least one) are free.
-func (l load) crowded() bool { return l.usable-l.clients <= max(1, l.usable/10) }
+// full: no slot is left for an ordinary role, so the next instance to ask
+// for one is refused. A server with a few slots free is left alone: a
+// budget that fits fills all but a few, and yielding there would only make
+// its instances reconnect after every pause.
+func (l load) full() bool { return l.clients >= l.usable }
 
 // yielder is a route's yielding state.
 type yielder struct {
@@ -85,7 +88,7 @@ func (r *route) scheduleQuietCheck(d time.Duration, mark int64) {
 
 // quietCheck closes the route's idle connections if nobody has used the
 // route since mark (its routed count when it went quiet) and the server is
-// crowded.
+// full.
 func (r *route) quietCheck(mark int64) {
 	y := &r.yield
 	stillQuiet := func() bool { return r.routed.Load() == mark && r.gate.inUse.Load() == 0 }
@@ -121,11 +124,11 @@ func (r *route) quietCheck(mark int64) {
 		return
 	}
 	l, err := r.serverLoad(ctx, idle[0])
-	if err != nil || !l.crowded() || !stillQuiet() {
+	if err != nil || !l.full() || !stillQuiet() {
 		for _, c := range idle {
 			c.Release()
 		}
-		again = err == nil && !l.crowded()
+		again = err == nil && !l.full()
 		if err != nil {
 			r.log.Debug("supapool: could not ask the server how many connections it has", zap.Error(err))
 		}

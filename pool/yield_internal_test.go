@@ -9,21 +9,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestCrowded(t *testing.T) {
+func TestLoadFull(t *testing.T) {
 	for _, tc := range []struct {
 		clients, usable int
 		want            bool
 	}{
 		{57, 57, true},
-		{52, 57, true}, // 5 free: a tenth of 57, rounded down
-		{51, 57, false},
-		{8, 9, true}, // small servers: one free slot is crowded
-		{7, 9, false},
-		{60, 57, true}, // superusers in reserved slots
+		{56, 57, false}, // a budget that fits leaves a slot or a few
+		{60, 57, true},  // superusers in reserved slots
 		{0, 0, true},
 	} {
 		t.Run(fmt.Sprintf("%d of %d", tc.clients, tc.usable), func(t *testing.T) {
-			assert.Equal(t, tc.want, load{clients: tc.clients, usable: tc.usable}.crowded())
+			assert.Equal(t, tc.want, load{clients: tc.clients, usable: tc.usable}.full())
 		})
 	}
 }

@@ -37,9 +37,9 @@ func burst(t *testing.T, ctx context.Context, p *pool.Pool, goroutines, queries 
 }
 
 // A route that has gone quiet gives its idle connections back when the
-// server is short of slots, keeps them when it is not, and never when
+// server has no slot left, keeps them when it has one, and never when
 // YieldAfter is negative.
-func TestQuietRouteYieldsToCrowdedServer(t *testing.T) {
+func TestQuietRouteYieldsToFullServer(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		others     int // connections other clients hold
@@ -47,10 +47,10 @@ func TestQuietRouteYieldsToCrowdedServer(t *testing.T) {
 		wantKept   bool
 	}{
 		// max_connections 12 leaves 9 slots to ordinary roles; the pool's 4
-		// and 4 others leave one free: crowded.
-		{"crowded", 4, 0, false},
-		{"room", 0, 0, true},
-		{"crowded, yielding off", 4, -1, true},
+		// and 5 others leave none: full.
+		{"full", 5, 0, false},
+		{"one slot free", 4, 0, true},
+		{"full, yielding off", 5, -1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bed := testbed.NewT(t, testbed.Options{MaxConnections: 12, NoPooler: true})
@@ -81,7 +81,7 @@ func TestQuietRouteYieldsToCrowdedServer(t *testing.T) {
 				assert.EqualValues(t, 4, p.Stat().Pooled.TotalConns)
 			} else {
 				require.Eventually(t, func() bool { return mine() == 0 }, 10*time.Second, 20*time.Millisecond,
-					"a quiet route kept its idle connections on a crowded server")
+					"a quiet route kept its idle connections on a full server")
 				assert.Zero(t, p.Stat().Pooled.TotalConns)
 			}
 			var n int
