@@ -121,9 +121,9 @@ type Config struct {
 	// is, closes its idle connections so that other instances and apps
 	// can have them. Without it an instance that got its connections
 	// first keeps them idle for MaxConnIdleTime while others queue.
-	// Routes through a transaction pooler never do this: their idle
-	// connections hold no server slot. Default 250ms; negative turns it
-	// off.
+	// Routes through a pooler never do this: closing a client
+	// connection to a pooler frees no server slot. Default 250ms;
+	// negative turns it off.
 	YieldAfter time.Duration
 
 	// ConfigurePooled and ConfigureDirect may change each route's pgxpool

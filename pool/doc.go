@@ -10,7 +10,10 @@
 //   - each route stays inside a per-instance cap, and when the server says
 //     it is full (SQLSTATE 53300, or a pooler's client limit) a route
 //     waits for a connection it already holds instead of failing the
-//     caller.
+//     caller;
+//   - routes share a full server: each opens its connections one at a
+//     time, and one that has gone quiet closes its idle connections when
+//     the server has no slot left (Config.YieldAfter).
 //
 // A service's main.go needs only:
 //

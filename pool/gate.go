@@ -9,51 +9,54 @@ import (
 )
 
 // gate admits at most cap callers to a route at once. The cap starts at
-// one and stays at most one above the connections the route has opened,
-// so a route opens its connections one after another rather than all at
-// once: when many instances start
-// together on a server that cannot hold all their caps, each gets about
-// the same share before the server is full, instead of the first few
-// taking everything. When the server refuses a connection, the cap drops
-// to the connections the route already holds, so callers wait (first
-// come, first served) for one of those instead of asking the server for
-// more; it climbs again after raiseEvery (see ok).
+// one and, while callers fill it, climbs to one above the connections the
+// route has open, so a route opens its connections one after another
+// rather than all at once: when many instances start together on a server
+// that cannot hold all their caps, each gets about the same share before
+// the server is full, instead of the first few taking everything. When the
+// server refuses a connection, the cap drops to the connections the route
+// already holds, so callers wait (first come, first served) for one of
+// those instead of asking the server for more; it climbs again after
+// raiseEvery (see ok).
 //
-// While the cap is at MaxConns, pgxpool's own cap is the same limit, so
-// the gate only counts (two atomic operations per call) and leaves the
-// queueing to pgxpool: the gate costs nothing measurable once the route
-// has opened its connections, until the server is full.
+// Below its cap the gate only counts (a compare-and-swap per call) and
+// leaves the queueing to pgxpool, whose own cap is MaxConns: the gate costs
+// nothing measurable until callers fill it.
 type gate struct {
-	max     int32
-	inUse   atomic.Int32
-	reduced atomic.Bool  // cap < max: callers queue here
-	nwait   atomic.Int32 // waiters, so leave knows to admit after the cap rose again
+	max   int32
+	inUse atomic.Int32
+	cap   atomic.Int32 // written with mu held
+	nwait atomic.Int32 // waiters, so leave knows to admit
 
 	mu      sync.Mutex
-	cap     int32
 	waiters list.List // of chan struct{}
-	lowered time.Time
+	lowered time.Time // the last refusal or blind probe: climbing pauses raiseEvery after it
 }
 
 const raiseEvery = time.Second
 
 func newGate(max int32) *gate {
-	g := &gate{max: max, cap: 1}
-	g.reduced.Store(g.cap < g.max)
+	g := &gate{max: max}
+	g.cap.Store(1)
 	return g
 }
 
 // enter waits for a place, or for ctx to end.
 func (g *gate) enter(ctx context.Context) error {
-	if !g.reduced.Load() && g.nwait.Load() == 0 {
-		g.inUse.Add(1)
-		return nil
+	for {
+		n := g.inUse.Load()
+		if n >= g.cap.Load() || g.nwait.Load() > 0 {
+			break
+		}
+		if g.inUse.CompareAndSwap(n, n+1) {
+			return nil
+		}
 	}
 	g.mu.Lock()
 	// Count ourselves as waiting before looking at inUse: a leave that
 	// lowers inUse after our look then sees nwait > 0 and admits us.
 	g.nwait.Add(1)
-	if g.inUse.Load() < g.cap && g.waiters.Len() == 0 {
+	if g.inUse.Load() < g.cap.Load() && g.waiters.Len() == 0 {
 		g.nwait.Add(-1)
 		g.inUse.Add(1)
 		g.mu.Unlock()
@@ -65,7 +68,7 @@ func (g *gate) enter(ctx context.Context) error {
 	// The cap normally climbs when an acquire succeeds (ok). A caller
 	// that holds every place and waits for one more (a query inside its
 	// own transaction, say) makes no acquire succeed, so waiters also
-	// probe on their own once per raiseEvery.
+	// probe: one blind step per raiseEvery for the whole gate.
 	probe := time.NewTimer(raiseEvery)
 	defer probe.Stop()
 	for {
@@ -74,9 +77,9 @@ func (g *gate) enter(ctx context.Context) error {
 			return nil
 		case <-probe.C:
 			g.mu.Lock()
-			if g.cap < g.max && g.inUse.Load() >= g.cap && time.Since(g.lowered) >= raiseEvery {
-				g.cap++
-				g.reduced.Store(g.cap < g.max)
+			if c := g.cap.Load(); c < g.max && g.inUse.Load() >= c && time.Since(g.lowered) >= raiseEvery {
+				g.cap.Store(c + 1)
+				g.lowered = time.Now()
 				g.admit()
 			}
 			g.mu.Unlock()
@@ -101,7 +104,7 @@ func (g *gate) enter(ctx context.Context) error {
 // leave gives a place back.
 func (g *gate) leave() {
 	g.inUse.Add(-1)
-	if g.reduced.Load() || g.nwait.Load() > 0 {
+	if g.nwait.Load() > 0 {
 		g.mu.Lock()
 		g.admit()
 		g.mu.Unlock()
@@ -110,7 +113,7 @@ func (g *gate) leave() {
 
 // admit lets waiters in while there is room; g.mu is held.
 func (g *gate) admit() {
-	for g.inUse.Load() < g.cap && g.waiters.Len() > 0 {
+	for g.inUse.Load() < g.cap.Load() && g.waiters.Len() > 0 {
 		ch := g.waiters.Remove(g.waiters.Front()).(chan struct{})
 		g.nwait.Add(-1)
 		g.inUse.Add(1)
@@ -118,38 +121,52 @@ func (g *gate) admit() {
 	}
 }
 
+// atCap reports whether callers fill a cap below MaxConns, when a
+// successful acquire should tell ok how many connections the route holds.
+func (g *gate) atCap() bool {
+	c := g.cap.Load()
+	return c < g.max && g.inUse.Load() >= c
+}
+
 // full lowers the cap to the connections the route holds (at least one, so
-// that somebody keeps trying).
+// that somebody keeps trying), and pauses climbing.
 func (g *gate) full(held int32) {
 	g.mu.Lock()
-	held = max(held, 1)
-	if held < g.cap {
-		g.cap = held
+	if held = max(held, 1); held < g.cap.Load() {
+		g.cap.Store(held)
 	}
 	g.lowered = time.Now()
-	g.reduced.Store(g.cap < g.max)
+	g.mu.Unlock()
+}
+
+// restart lowers the cap to the connections the route holds after it gave
+// its idle ones back, so that its next burst opens connections one at a
+// time again; climbing is not paused, since nothing was refused.
+func (g *gate) restart(held int32) {
+	g.mu.Lock()
+	if held = max(held, 1); held < g.cap.Load() {
+		g.cap.Store(held)
+	}
 	g.mu.Unlock()
 }
 
 // ok records a successful acquire while the route holds held connections,
-// and raises a lowered cap: at once to held, because connections the route
+// and raises the cap: at once to held, because connections the route
 // already has cost the server nothing more and idle ones would be wasted
 // while callers wait; then to held+1, so that one more caller may open one
 // more connection, but not within raiseEvery of a refusal, so that refused
-// probes (each costs the server a connection attempt) come about once per
+// attempts (each costs the server a process) come about once per
 // raiseEvery.
 func (g *gate) ok(held int32) {
-	if !g.reduced.Load() {
-		return
-	}
 	g.mu.Lock()
-	if held > g.cap {
-		g.cap = min(held, g.max)
+	c := g.cap.Load()
+	if held > c {
+		c = min(held, g.max)
 	}
-	if held >= g.cap && g.cap < g.max && time.Since(g.lowered) >= raiseEvery {
-		g.cap++
+	if held >= c && c < g.max && time.Since(g.lowered) >= raiseEvery {
+		c++
 	}
-	g.reduced.Store(g.cap < g.max)
+	g.cap.Store(c)
 	g.admit()
 	g.mu.Unlock()
 }
@@ -160,12 +177,8 @@ func (g *gate) ok(held int32) {
 func (g *gate) wouldAdmit() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.inUse.Load() < g.cap && g.waiters.Len() == 0
+	return g.inUse.Load() < g.cap.Load() && g.waiters.Len() == 0
 }
 
 // limit is the current cap.
-func (g *gate) limit() int32 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.cap
-}
+func (g *gate) limit() int32 { return g.cap.Load() }

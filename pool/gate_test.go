@@ -14,10 +14,7 @@ import (
 // openGate is a gate whose route has opened all its connections.
 func openGate(max int32) *gate {
 	g := newGate(max)
-	g.mu.Lock()
-	g.cap = max
-	g.reduced.Store(false)
-	g.mu.Unlock()
+	g.cap.Store(max)
 	return g
 }
 
@@ -49,13 +46,15 @@ func TestGateStartsAtOneAndClimbs(t *testing.T) {
 	g.ok(3)
 	<-admitted
 	assert.EqualValues(t, 4, g.limit())
-	assert.False(t, g.reduced.Load(), "at MaxConns the gate only counts")
+	assert.False(t, g.atCap(), "at MaxConns the gate only counts")
 	for i := 0; i < 4; i++ {
 		g.leave()
 	}
 	assert.Zero(t, g.inUse.Load())
 
-	assert.False(t, newGate(1).reduced.Load(), "a cap of one has nothing to climb")
+	one := newGate(1)
+	require.NoError(t, one.enter(ctx))
+	assert.False(t, one.atCap(), "a cap of one has nothing to climb")
 }
 
 func TestGateCapsAndAdmitsInOrder(t *testing.T) {
@@ -102,7 +101,7 @@ func TestGateRaisesCap(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, g.enter(ctx))
 	g.full(1)
-	assert.True(t, g.reduced.Load())
+	assert.True(t, g.atCap())
 	admitted := make(chan struct{}, 3)
 	for i := 0; i < 3; i++ {
 		go func() {
@@ -130,11 +129,41 @@ func TestGateRaisesCap(t *testing.T) {
 	g.ok(4)
 	<-admitted
 	assert.EqualValues(t, 4, g.limit(), "at once to the connections already held, never above MaxConns")
-	assert.False(t, g.reduced.Load())
+	assert.False(t, g.atCap())
 	for i := 0; i < 4; i++ {
 		g.leave()
 	}
 	assert.Zero(t, g.inUse.Load())
+}
+
+// Waiters that arrive together probe once per raiseEvery for the whole
+// gate, not once each: a slow first connection (or a refusal) does not let
+// them all in at once.
+func TestGateProbesOncePerRaiseEvery(t *testing.T) {
+	g := newGate(20)
+	ctx := context.Background()
+	require.NoError(t, g.enter(ctx)) // its connection is slow: ok is not called
+	admitted := make(chan struct{}, 10)
+	for i := 0; i < 10; i++ {
+		go func() {
+			if g.enter(ctx) == nil {
+				admitted <- struct{}{}
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return g.nwait.Load() == 10 }, time.Second, time.Millisecond)
+	<-admitted // the first probe, after raiseEvery
+	time.Sleep(raiseEvery / 2)
+	assert.Len(t, admitted, 0, "more than one waiter let in by one round of probes")
+	assert.EqualValues(t, 2, g.limit())
+	for i := 0; i < 2; i++ {
+		g.leave()
+	}
+	// The rest are admitted as places come back; let them through.
+	for i := 0; i < 9; i++ {
+		<-admitted
+		g.leave()
+	}
 }
 
 // Many callers through a gate whose cap drops and rises under them:

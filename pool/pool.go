@@ -54,8 +54,9 @@ type route struct {
 	retried    atomic.Int64
 	serverFull atomic.Int64
 
-	yield   yielder
-	maxIdle time.Duration // MaxConnIdleTime
+	yield       yielder
+	maxIdle     time.Duration   // MaxConnIdleTime
+	beforeClose func(*pgx.Conn) // the pgxpool config's, for connections closed here
 }
 
 // NewFromEnv is New with ConfigFromEnv.
@@ -150,10 +151,15 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		bg:             &p.bg,
 		maxIdle:        p.cfg.MaxConnIdleTime,
 	}
-	if d.mode != TransactionPooler && p.cfg.YieldAfter > 0 {
+	// Only a route to the server itself yields: closing a client
+	// connection to a pooler frees no server slot (the pooler keeps its
+	// server connection), and the server's count says nothing of the
+	// pooler's client slots.
+	if d.mode == NoPooler && p.cfg.YieldAfter > 0 {
 		r.yield.after = p.cfg.YieldAfter
 	}
 	r.gens.install(pc)
+	r.beforeClose = pc.BeforeClose
 	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("pool: %s route: %w", name, err)
 	}
@@ -208,7 +214,7 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		}
 		c, err := r.pool.Acquire(ctx)
 		if err == nil {
-			if gated && r.gate.reduced.Load() {
+			if gated && r.gate.atCap() {
 				r.gate.ok(r.established())
 			}
 			return c, nil
@@ -265,7 +271,7 @@ func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
 func (r *route) release(c *pgxpool.Conn) {
 	c.Release()
 	r.gate.leave()
-	if r.gate.inUse.Load() == 0 && r.gate.nwait.Load() == 0 {
+	if r.idleGate() {
 		r.quiet()
 	}
 }
@@ -503,8 +509,14 @@ func (r *route) discard(c *pgxpool.Conn) {
 }
 
 // closeConn takes c out of the pool and closes it in the background.
+// pgxpool calls BeforeClose only for connections it closes itself, so this
+// calls it for a hijacked one: the user's hook runs, and the generations
+// forget the connection.
 func (r *route) closeConn(c *pgxpool.Conn) {
 	conn := c.Hijack()
+	if r.beforeClose != nil {
+		r.beforeClose(conn)
+	}
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()

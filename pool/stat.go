@@ -13,8 +13,9 @@ type Stat struct {
 // RouteStat describes one route.
 type RouteStat struct {
 	Mode PoolerMode // what the route's URL reaches
-	// MaxConns is the configured cap; Cap the cap in force now, lower
-	// while the server has recently said it is full.
+	// MaxConns is the configured cap; Cap the cap in force now: lower
+	// while the route is opening its first connections (it opens them
+	// one at a time) and after the server said it was full.
 	MaxConns, Cap int32
 	// Connections as pgxpool counts them (TotalConns includes those being
 	// opened).

@@ -17,15 +17,13 @@ import (
 // connection attempts is refused. An instance that opened its connections
 // before the server filled up is never refused, so after its burst it
 // would keep them idle for MaxConnIdleTime while other instances and apps
-// queue for a slot (with caps too high, the storm in the README lost a
-// third of its throughput that way). So a route that talks to the server
-// itself (not through a transaction pooler, whose idle client connections
-// hold no server slot), once unused for Config.YieldAfter with idle
-// connections, asks the server over one of them how many slots are taken;
-// when none is free it closes them. While it stays quiet it
-// asks again each yieldCheckEvery, up to MaxConnIdleTime. The question is
-// one small query on a connection the route already holds, and a busy
-// route never asks.
+// queue for a slot. So a route to the server itself (not through a pooler:
+// closing a client connection to a pooler frees no server slot), once
+// unused for Config.YieldAfter with idle connections, borrows one of them
+// and asks the server how many slots are taken; when none is free it
+// closes its idle connections. While it stays quiet it asks again each
+// yieldCheckEvery, up to half of MaxConnIdleTime. An answer younger than
+// yieldCheckEvery is reused.
 
 // yieldCheckEvery bounds how often a route asks the server.
 const yieldCheckEvery = time.Second
@@ -91,7 +89,7 @@ func (r *route) scheduleQuietCheck(d time.Duration, mark int64) {
 // full.
 func (r *route) quietCheck(mark int64) {
 	y := &r.yield
-	stillQuiet := func() bool { return r.routed.Load() == mark && r.gate.inUse.Load() == 0 }
+	stillQuiet := func() bool { return r.routed.Load() == mark && r.idleGate() }
 	again := false
 	defer func() {
 		y.mu.Lock()
@@ -101,44 +99,57 @@ func (r *route) quietCheck(mark int64) {
 		case y.closed:
 		case stillQuiet():
 			// Ask again while quiet, so connections kept because the
-			// server had room go when it fills up; but not beyond
-			// MaxConnIdleTime, because each check resets the idle clock
-			// of the connection it borrows.
-			if again && time.Since(y.quietFrom) < r.maxIdle {
+			// server had room go when it fills up. Each question resets
+			// the idle clock of the connection it borrows (pgxpool hands
+			// out the one used last, so always the same one): stopping
+			// at half of MaxConnIdleTime keeps that one from outliving
+			// it by more than half.
+			if again && time.Since(y.quietFrom) < r.maxIdle/2 {
 				r.scheduleQuietCheck(yieldCheckEvery, mark)
 			}
-		case r.gate.inUse.Load() == 0 && r.gate.nwait.Load() == 0:
+		case r.idleGate():
 			// Used and quiet again while this check was pending, when
 			// quiet() could not arm another: watch the new quiet spell.
 			y.quietFrom = time.Now()
 			r.scheduleQuietCheck(y.after, r.routed.Load())
 		}
 	}()
-	if !stillQuiet() {
+	if !stillQuiet() || r.pool.Stat().IdleConns() == 0 {
 		return
 	}
+	// Borrow one idle connection for the question, so that a caller
+	// arriving meanwhile finds the others idle instead of opening a new
+	// one; a short deadline, because with nothing idle after all pgxpool
+	// would open one, which is not worth waiting for.
 	ctx, cancel := context.WithTimeout(context.Background(), yieldCheckEvery)
 	defer cancel()
-	idle := r.pool.AcquireAllIdle(ctx)
-	if len(idle) == 0 {
+	c, err := r.pool.Acquire(ctx)
+	if err != nil {
 		return
 	}
-	l, err := r.serverLoad(ctx, idle[0])
+	l, err := r.serverLoad(ctx, c)
 	if err != nil || !l.full() || !stillQuiet() {
-		for _, c := range idle {
-			c.Release()
-		}
+		c.Release()
 		again = err == nil && !l.full()
 		if err != nil {
 			r.log.Debug("supapool: could not ask the server how many connections it has", zap.Error(err))
 		}
 		return
 	}
-	r.log.Debug("supapool: server short of connections; closing this quiet route's idle ones",
+	idle := append(r.pool.AcquireAllIdle(ctx), c)
+	r.log.Debug("supapool: server full; closing this quiet route's idle connections",
 		zap.Int("closed", len(idle)), zap.Int("clients", l.clients), zap.Int("usable", l.usable))
 	for _, c := range idle {
 		r.closeConn(c)
 	}
+	// The next burst opens its connections one at a time again.
+	r.gate.restart(r.established())
+}
+
+// idleGate reports whether no caller is in the route's gate or waiting for
+// it, the listener's connection aside (it holds its place for good).
+func (r *route) idleGate() bool {
+	return r.gate.inUse.Load() <= r.pinned.Load() && r.gate.nwait.Load() == 0
 }
 
 // serverLoad asks the server on c, or reuses an answer younger than

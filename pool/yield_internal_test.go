@@ -25,16 +25,16 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
-// Idle client connections to a transaction pooler hold no server slot, so
-// that route never yields; a route to the server or a session pooler does.
-func TestYieldOnlyWhereIdleConnectionsHoldServerSlots(t *testing.T) {
+// Closing a client connection to a pooler frees no server slot, so only a
+// route to the server itself yields.
+func TestOnlyRoutesToTheServerYield(t *testing.T) {
 	for _, tc := range []struct {
 		pooled     string
 		wantPooled bool
 	}{
 		{"postgres://u:pw@127.0.0.1:2/db?pgbouncer=true", false},
 		{"postgres://u:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres", false},
-		{"postgres://u:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres", true},
+		{"postgres://u:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres", false},
 		{"", true},
 	} {
 		t.Run(tc.pooled, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,7 +57,12 @@ func TestQuietRouteYieldsToFullServer(t *testing.T) {
 			bed := testbed.NewT(t, testbed.Options{MaxConnections: 12, NoPooler: true})
 			ctx := testCtx(t)
 			app := appName(t)
-			p, err := pool.New(ctx, pool.Config{AppName: app, DirectURL: bed.DirectURL, MaxConns: 4, YieldAfter: tc.yieldAfter})
+			var closed atomic.Int32
+			p, err := pool.New(ctx, pool.Config{AppName: app, DirectURL: bed.DirectURL, MaxConns: 4, YieldAfter: tc.yieldAfter,
+				ConfigurePooled: func(pc *pgxpool.Config) error {
+					pc.BeforeClose = func(*pgx.Conn) { closed.Add(1) }
+					return nil
+				}})
 			require.NoError(t, err)
 			defer p.Close()
 			burst(t, ctx, p, 8, 20)
@@ -83,11 +89,54 @@ func TestQuietRouteYieldsToFullServer(t *testing.T) {
 				require.Eventually(t, func() bool { return mine() == 0 }, 10*time.Second, 20*time.Millisecond,
 					"a quiet route kept its idle connections on a full server")
 				assert.Zero(t, p.Stat().Pooled.TotalConns)
+				assert.EqualValues(t, 4, closed.Load(), "the user's BeforeClose runs for yielded connections")
+				assert.EqualValues(t, 1, p.Stat().Pooled.Cap, "the next burst opens connections one at a time again")
 			}
 			var n int
 			require.NoError(t, p.QueryRow(ctx, "select 1").Scan(&n), "the route works after yielding")
 		})
 	}
+}
+
+// The listener's connection holds its place in the direct route's gate for
+// good; the route's other connections still go back to a full server.
+func TestQuietRouteWithListenerYields(t *testing.T) {
+	bed := testbed.NewT(t, testbed.Options{MaxConnections: 12, NoPooler: true})
+	ctx := testCtx(t)
+	app := appName(t)
+	p, err := pool.New(ctx, pool.Config{AppName: app, DirectURL: bed.DirectURL, MaxDirectConns: 4})
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.Listener().Listen(ctx, "yield_listener", func(context.Context, *pgconn.Notification) error { return nil }))
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				tx, err := p.Begin(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, err = tx.Exec(ctx, "select pg_sleep(0.005)")
+				assert.NoError(t, err)
+				assert.NoError(t, tx.Commit(ctx))
+			}
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, 4, p.Stat().Direct.TotalConns)
+	for i := 0; i < 5; i++ { // 4 + 5 of 9 slots: full
+		c, err := pgx.Connect(ctx, bed.DirectURL)
+		require.NoError(t, err)
+		defer c.Close(context.Background())
+	}
+	require.Eventually(t, func() bool {
+		n, err := bed.Count(ctx, testbed.Filter{AppName: app})
+		return err == nil && n == 1
+	}, 10*time.Second, 20*time.Millisecond, "only the listener's connection should be left")
+	assert.True(t, p.Stat().Listener.Connected)
 }
 
 // Under a burst, a route opens one connection at a time: each waits until
