@@ -19,9 +19,10 @@ import (
 // those instead of asking the server for more; it climbs again after
 // raiseEvery (see ok).
 //
-// Below its cap the gate only counts (a compare-and-swap per call) and
-// leaves the queueing to pgxpool, whose own cap is MaxConns: the gate costs
-// nothing measurable until callers fill it.
+// At MaxConns the gate only counts (an atomic add per call) and leaves the
+// queueing to pgxpool, whose own cap is the same limit; below its cap it
+// admits with a compare-and-swap. It takes its lock only when callers fill
+// a cap lowered below MaxConns.
 type gate struct {
 	max   int32
 	inUse atomic.Int32
@@ -43,9 +44,15 @@ func newGate(max int32) *gate {
 
 // enter waits for a place, or for ctx to end.
 func (g *gate) enter(ctx context.Context) error {
-	for {
+	for g.nwait.Load() == 0 {
+		c := g.cap.Load()
+		if c >= g.max {
+			// pgxpool's own cap is the same limit and queues the rest.
+			g.inUse.Add(1)
+			return nil
+		}
 		n := g.inUse.Load()
-		if n >= g.cap.Load() || g.nwait.Load() > 0 {
+		if n >= c {
 			break
 		}
 		if g.inUse.CompareAndSwap(n, n+1) {

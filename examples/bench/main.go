@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 5, notifications: 5000, listenRounds: 5, polls: 200}
+	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 9, notifications: 5000, listenRounds: 5, polls: 200}
 	if *quick {
 		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20}
 	}
