@@ -110,6 +110,20 @@ type AppUsage struct {
 // JSON writes durations as seconds (a float), which scripts and jq read
 // without knowing Go's nanoseconds.
 
+// xactSeconds is how Group and AppUsage write their two durations.
+type xactSeconds struct {
+	Xact float64 `json:"longest_xact_seconds"`
+	Idle float64 `json:"longest_idle_in_tx_seconds"`
+}
+
+func toXactSeconds(xact, idle time.Duration) xactSeconds {
+	return xactSeconds{xact.Seconds(), idle.Seconds()}
+}
+
+func (x xactSeconds) durations() (xact, idle time.Duration) {
+	return seconds(x.Xact), seconds(x.Idle)
+}
+
 type groupJSON Group
 
 // MarshalJSON writes durations as longest_xact_seconds and
@@ -117,23 +131,21 @@ type groupJSON Group
 func (g Group) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		groupJSON
-		Xact float64 `json:"longest_xact_seconds"`
-		Idle float64 `json:"longest_idle_in_tx_seconds"`
-	}{groupJSON(g), g.LongestXact.Seconds(), g.LongestIdleInTx.Seconds()})
+		xactSeconds
+	}{groupJSON(g), toXactSeconds(g.LongestXact, g.LongestIdleInTx)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (g *Group) UnmarshalJSON(b []byte) error {
 	var v struct {
 		groupJSON
-		Xact float64 `json:"longest_xact_seconds"`
-		Idle float64 `json:"longest_idle_in_tx_seconds"`
+		xactSeconds
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*g = Group(v.groupJSON)
-	g.LongestXact, g.LongestIdleInTx = seconds(v.Xact), seconds(v.Idle)
+	g.LongestXact, g.LongestIdleInTx = v.durations()
 	return nil
 }
 
@@ -144,23 +156,21 @@ type appJSON AppUsage
 func (a AppUsage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		appJSON
-		Xact float64 `json:"longest_xact_seconds"`
-		Idle float64 `json:"longest_idle_in_tx_seconds"`
-	}{appJSON(a), a.LongestXact.Seconds(), a.LongestIdleInTx.Seconds()})
+		xactSeconds
+	}{appJSON(a), toXactSeconds(a.LongestXact, a.LongestIdleInTx)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (a *AppUsage) UnmarshalJSON(b []byte) error {
 	var v struct {
 		appJSON
-		Xact float64 `json:"longest_xact_seconds"`
-		Idle float64 `json:"longest_idle_in_tx_seconds"`
+		xactSeconds
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*a = AppUsage(v.appJSON)
-	a.LongestXact, a.LongestIdleInTx = seconds(v.Xact), seconds(v.Idle)
+	a.LongestXact, a.LongestIdleInTx = v.durations()
 	return nil
 }
 

@@ -137,22 +137,20 @@ func (g *gate) atCap() bool {
 
 // full lowers the cap to the connections the route holds (at least one, so
 // that somebody keeps trying), and pauses climbing.
-func (g *gate) full(held int32) {
-	g.mu.Lock()
-	if held = max(held, 1); held < g.cap.Load() {
-		g.cap.Store(held)
-	}
-	g.lowered = time.Now()
-	g.mu.Unlock()
-}
+func (g *gate) full(held int32) { g.lower(held, true) }
 
 // restart lowers the cap to the connections the route holds after it gave
 // its idle ones back, so that its next burst opens connections one at a
 // time again; climbing is not paused, since nothing was refused.
-func (g *gate) restart(held int32) {
+func (g *gate) restart(held int32) { g.lower(held, false) }
+
+func (g *gate) lower(held int32, pause bool) {
 	g.mu.Lock()
 	if held = max(held, 1); held < g.cap.Load() {
 		g.cap.Store(held)
+	}
+	if pause {
+		g.lowered = time.Now()
 	}
 	g.mu.Unlock()
 }

@@ -18,6 +18,22 @@ func openGate(max int32) *gate {
 	return g
 }
 
+// queue starts n callers that wait in g, and returns once all are queued;
+// each admitted caller sends on the channel.
+func queue(t *testing.T, g *gate, n int) <-chan struct{} {
+	t.Helper()
+	admitted := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			if g.enter(context.Background()) == nil {
+				admitted <- struct{}{}
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return g.nwait.Load() == int32(n) }, time.Second, time.Millisecond)
+	return admitted
+}
+
 // A route opens its connections one after another: the cap starts at one
 // and each step waits until the last has become an open connection.
 func TestGateStartsAtOneAndClimbs(t *testing.T) {
@@ -25,15 +41,7 @@ func TestGateStartsAtOneAndClimbs(t *testing.T) {
 	ctx := context.Background()
 	assert.EqualValues(t, 1, g.limit())
 	require.NoError(t, g.enter(ctx))
-	admitted := make(chan struct{}, 3)
-	for i := 0; i < 3; i++ {
-		go func() {
-			if g.enter(ctx) == nil {
-				admitted <- struct{}{}
-			}
-		}()
-	}
-	require.Eventually(t, func() bool { return g.nwait.Load() == 3 }, time.Second, time.Millisecond)
+	admitted := queue(t, g, 3)
 	g.ok(0)
 	assert.EqualValues(t, 1, g.limit(), "no step before the first connection is open")
 	g.ok(1)
@@ -102,15 +110,7 @@ func TestGateRaisesCap(t *testing.T) {
 	require.NoError(t, g.enter(ctx))
 	g.full(1)
 	assert.True(t, g.atCap())
-	admitted := make(chan struct{}, 3)
-	for i := 0; i < 3; i++ {
-		go func() {
-			if g.enter(ctx) == nil {
-				admitted <- struct{}{}
-			}
-		}()
-	}
-	require.Eventually(t, func() bool { return g.nwait.Load() == 3 }, time.Second, time.Millisecond)
+	admitted := queue(t, g, 3)
 	g.ok(1)
 	assert.EqualValues(t, 1, g.limit(), "no probe within raiseEvery of a refusal")
 	g.mu.Lock()
@@ -143,15 +143,7 @@ func TestGateProbesOncePerRaiseEvery(t *testing.T) {
 	g := newGate(20)
 	ctx := context.Background()
 	require.NoError(t, g.enter(ctx)) // its connection is slow: ok is not called
-	admitted := make(chan struct{}, 10)
-	for i := 0; i < 10; i++ {
-		go func() {
-			if g.enter(ctx) == nil {
-				admitted <- struct{}{}
-			}
-		}()
-	}
-	require.Eventually(t, func() bool { return g.nwait.Load() == 10 }, time.Second, time.Millisecond)
+	admitted := queue(t, g, 10)
 	<-admitted // the first probe, after raiseEvery
 	time.Sleep(raiseEvery / 2)
 	assert.Len(t, admitted, 0, "more than one waiter let in by one round of probes")

@@ -271,7 +271,7 @@ func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
 func (r *route) release(c *pgxpool.Conn) {
 	c.Release()
 	r.gate.leave()
-	if r.idleGate() {
+	if r.yield.after > 0 && !r.yield.armed.Load() && r.idleGate() {
 		r.quiet()
 	}
 }

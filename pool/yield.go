@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,10 @@ func (l load) full() bool { return l.clients >= l.usable }
 type yielder struct {
 	after time.Duration // Config.YieldAfter; 0 when the route never yields
 
+	// armed mirrors timer != nil, so that release, on every call, skips
+	// the lock while a check is pending.
+	armed atomic.Bool
+
 	mu        sync.Mutex
 	timer     *time.Timer // pending quiet check, nil when none
 	closed    bool
@@ -59,13 +64,10 @@ type yielder struct {
 	quietFrom time.Time
 }
 
-// quiet is called when the route's last caller has left. It schedules a
-// check after YieldAfter, unless one is pending.
+// quiet is called when the route's last caller has left and the route
+// yields. It schedules a check after YieldAfter, unless one is pending.
 func (r *route) quiet() {
 	y := &r.yield
-	if y.after <= 0 {
-		return
-	}
 	y.mu.Lock()
 	defer y.mu.Unlock()
 	if y.closed || y.timer != nil {
@@ -78,6 +80,7 @@ func (r *route) quiet() {
 // scheduleQuietCheck arms the check; y.mu is held.
 func (r *route) scheduleQuietCheck(d time.Duration, mark int64) {
 	r.bg.Add(1)
+	r.yield.armed.Store(true)
 	r.yield.timer = time.AfterFunc(d, func() {
 		defer r.bg.Done()
 		r.quietCheck(mark)
@@ -95,6 +98,7 @@ func (r *route) quietCheck(mark int64) {
 		y.mu.Lock()
 		defer y.mu.Unlock()
 		y.timer = nil
+		y.armed.Store(false)
 		switch {
 		case y.closed:
 		case stillQuiet():
@@ -181,6 +185,7 @@ func (r *route) stopYield() {
 	y.closed = true
 	if y.timer != nil && y.timer.Stop() {
 		y.timer = nil
+		y.armed.Store(false)
 		r.bg.Done()
 	}
 }

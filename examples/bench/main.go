@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,6 +42,16 @@ type sizes struct {
 	polls                       int
 }
 
+// step is one group of rows in the table.
+type step struct {
+	name string
+	run  func(context.Context, *testbed.Bed, sizes, io.Writer, func(string, ...any)) error
+}
+
+var steps = []step{
+	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll},
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,10 +64,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *quick {
 		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20}
 	}
+	want := map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {
-		switch strings.TrimSpace(name) {
-		case "", "queryrow", "modes", "storms", "listener", "monitor":
-		default:
+		if name = strings.TrimSpace(name); name != "" {
+			want[name] = true
+		}
+	}
+	for name := range want {
+		if !slices.ContainsFunc(steps, func(s step) bool { return s.name == name }) {
 			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected queryrow, modes, storms, listener or monitor\n", name)
 			return 2
 		}
@@ -73,18 +88,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintln(stdout, "| measurement | supapool | baseline | ratio |")
 	fmt.Fprintln(stdout, "|---|---|---|---|")
-	steps := []struct {
-		name string
-		run  func(context.Context, *testbed.Bed, sizes, io.Writer, func(string, ...any)) error
-	}{
-		{"queryrow", queryRowOverhead}, {"modes", execModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll},
-	}
-	want := map[string]bool{}
-	for _, name := range strings.Split(*only, ",") {
-		if name = strings.TrimSpace(name); name != "" {
-			want[name] = true
-		}
-	}
 	for _, step := range steps {
 		if len(want) > 0 && !want[step.name] {
 			continue

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // The numbers in README come from this program; a smoke run keeps it
@@ -30,4 +32,11 @@ func TestQuickRun(t *testing.T) {
 	if n := strings.Count(out.String(), "\n"); n != 14 {
 		t.Errorf("want a header, a rule and 12 rows, got %d lines:\n%s", n, out.String())
 	}
+}
+
+func TestUnknownStep(t *testing.T) {
+	var out, errOut bytes.Buffer
+	assert.Equal(t, 2, run([]string{"-steps", "storms,bogus"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), `unknown step "bogus"`)
+	assert.Empty(t, out.String(), "nothing runs")
 }
