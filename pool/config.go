@@ -155,6 +155,14 @@ type Config struct {
 	// the log (the drop is always counted in Stat).
 	OnListenerGap func(ctx context.Context, channel string, dropped int64)
 
+	// ListenerHeartbeat is how often an idle listener proves its session:
+	// it sends itself a notification and waits for it to come back on the
+	// same connection, so a connection that went half-open or silently
+	// stopped delivering (a pooler in DATABASE_URL, say) is replaced and
+	// OnListenerReconnect is called. Default 30s; negative turns the
+	// periodic check off (Listen still proves the session once).
+	ListenerHeartbeat time.Duration
+
 	// Where the caps came from, for New to log.
 	maxConnsFrom, maxDirectConnsFrom string
 }
@@ -321,6 +329,9 @@ func (c Config) resolve() (resolved, error) {
 	}
 	if r.ListenerQueueSize == 0 {
 		r.ListenerQueueSize = DefaultListenerQueueSize
+	}
+	if r.ListenerHeartbeat == 0 {
+		r.ListenerHeartbeat = 30 * time.Second
 	}
 	return r, nil
 }

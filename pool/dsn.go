@@ -190,3 +190,25 @@ func scrubURLError(err error) string {
 	}
 	return msg
 }
+
+func hasParam(raw, key string) bool {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
+		return u.Query().Has(key)
+	}
+	return strings.Contains(raw, key+"=")
+}
+
+// scrubParseError keeps pgx's message, which names the parameter that
+// failed and shows the connection string with its password redacted, and
+// removes the password again in case pgx's redaction missed a form of it.
+func scrubParseError(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw)} {
+				msg = strings.ReplaceAll(msg, form, "xxxxx")
+			}
+		}
+	}
+	return msg
+}

@@ -15,11 +15,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// Handler receives one notification. It runs on its channel's own
+// NotificationFunc receives one notification. It runs on its channel's own
 // goroutine: notifications of a channel arrive in order, and a slow handler
 // delays only its own channel. An error or panic is logged and counted and
 // does not stop the listener.
-type Handler func(ctx context.Context, n *pgconn.Notification) error
+type NotificationFunc func(ctx context.Context, n *pgconn.Notification) error
 
 // PostgreSQL's limits: a payload must be shorter than 8000 bytes, and a
 // channel is an identifier of at most 63 bytes (longer ones are cut short
@@ -92,7 +92,7 @@ type ListenerStat struct {
 type listenCmd struct {
 	listen  bool
 	channel string
-	handler Handler
+	handler NotificationFunc
 	done    chan error // buffered: run never blocks on it
 	// state lets a caller whose context ended withdraw a command that
 	// has not started, so a Listen that returned an error never becomes
@@ -109,7 +109,7 @@ const (
 // channel is one listened channel's queue and delivery goroutine.
 type channel struct {
 	name    string
-	handler Handler
+	handler NotificationFunc
 	queue   chan item
 	wake    chan struct{}
 	pending atomic.Int64 // drops not yet attached to a queued item
@@ -166,7 +166,7 @@ func checkChannel(name string) error {
 // the server has confirmed the LISTEN: a notification sent after Listen
 // returns is delivered. Any channel name works; it is quoted as an
 // identifier.
-func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error {
+func (l *Listener) Listen(ctx context.Context, channel string, h NotificationFunc) error {
 	if l.p.direct == nil {
 		return ErrNoDirectRoute
 	}

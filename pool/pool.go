@@ -5,12 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"math/rand/v2"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,27 +32,6 @@ type Pool struct {
 	db       *sql.DB
 	listener *Listener
 	closed   atomic.Bool
-}
-
-// route is one way to the database: a pgxpool behind a gate.
-type route struct {
-	name           Route
-	mode           PoolerMode
-	pool           *pgxpool.Pool
-	gate           *gate
-	acquireTimeout time.Duration
-	log            *zap.Logger
-
-	bg         *sync.WaitGroup
-	gens       generations
-	pinned     atomic.Int32 // connections the listener keeps for good
-	routed     atomic.Int64
-	retried    atomic.Int64
-	serverFull atomic.Int64
-
-	yield       yielder
-	maxIdle     time.Duration   // MaxConnIdleTime
-	beforeClose func(*pgx.Conn) // the pgxpool config's, for connections closed here
 }
 
 // NewFromEnv is New with ConfigFromEnv.
@@ -105,188 +80,6 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		zap.String("exec_mode", p.pooled.pool.Config().ConnConfig.DefaultQueryExecMode.String()),
 	)
 	return p, nil
-}
-
-func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, max int32, hook func(*pgxpool.Config) error) (*route, error) {
-	pc, err := pgxpool.ParseConfig(d.url)
-	if err != nil {
-		return nil, fmt.Errorf("pool: %s: %s", field, scrubParseError(err, d.url))
-	}
-	pc.MinConns = 0
-	pc.MinIdleConns = 0
-	pc.MaxConnIdleTime = p.cfg.MaxConnIdleTime
-	pc.MaxConnLifetime = p.cfg.MaxConnLifetime
-	pc.MaxConnLifetimeJitter = p.cfg.MaxConnLifetime / 10
-	pc.HealthCheckPeriod = p.cfg.HealthCheckPeriod
-	pc.ConnConfig.RuntimeParams["application_name"] = p.cfg.AppName
-	if name == Pooled {
-		switch {
-		case p.cfg.ExecMode != 0:
-			pc.ConnConfig.DefaultQueryExecMode = p.cfg.ExecMode
-		case d.mode == TransactionPooler && !hasParam(d.url, "default_query_exec_mode"):
-			// pgx's default names and caches prepared statements per
-			// client connection; a transaction pooler moves clients
-			// between server connections, so those names collide
-			// (42P05) or vanish (26000). CacheDescribe uses the unnamed
-			// statement and still needs one round trip.
-			pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
-		}
-	}
-	if hook != nil {
-		if err := hook(pc); err != nil {
-			hookName := "ConfigurePooled"
-			if name == Direct {
-				hookName = "ConfigureDirect"
-			}
-			return nil, fmt.Errorf("pool: %s: %w", hookName, err)
-		}
-	}
-	pc.MaxConns = max // the caps rule whatever the hook did
-	r := &route{
-		name:           name,
-		mode:           d.mode,
-		gate:           newGate(max),
-		acquireTimeout: p.cfg.AcquireTimeout,
-		log:            p.log.With(zap.Stringer("route", name)),
-		bg:             &p.bg,
-		maxIdle:        p.cfg.MaxConnIdleTime,
-	}
-	// Only a route to the server itself yields: closing a client
-	// connection to a pooler frees no server slot (the pooler keeps its
-	// server connection), and the server's count says nothing of the
-	// pooler's client slots.
-	if d.mode == NoPooler && p.cfg.YieldAfter > 0 {
-		r.yield.after = p.cfg.YieldAfter
-	}
-	r.gens.install(pc)
-	r.beforeClose = pc.BeforeClose
-	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
-		return nil, fmt.Errorf("pool: %s route: %w", name, err)
-	}
-	return r, nil
-}
-
-func hasParam(raw, key string) bool {
-	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
-		return u.Query().Has(key)
-	}
-	return strings.Contains(raw, key+"=")
-}
-
-// scrubParseError keeps pgx's message, which names the parameter that
-// failed and shows the connection string with its password redacted, and
-// removes the password again in case pgx's redaction missed a form of it.
-func scrubParseError(err error, raw string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw)} {
-				msg = strings.ReplaceAll(msg, form, "xxxxx")
-			}
-		}
-	}
-	return msg
-}
-
-// acquire gets a connection, waiting while the server is full. Gated
-// callers (every method but Acquire) also hold a place in the route's gate
-// until they release.
-func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) {
-	r.routed.Add(1)
-	if r.acquireTimeout > 0 {
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > r.acquireTimeout {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, r.acquireTimeout)
-			defer cancel()
-		}
-	}
-	if r.pinned.Load() >= r.gate.max {
-		// Waiting would only end with the context: nothing will be given back.
-		return nil, fmt.Errorf("pool: %s route: all %d of its connections (MaxDirectConns) are held by the listener; set %s to 2 or more", r.name, r.gate.max, EnvMaxDirectConns)
-	}
-	var last *pgconn.PgError
-	attempts := 0
-	for {
-		if gated {
-			if err := r.gate.enter(ctx); err != nil {
-				return nil, r.giveUp(err, last, attempts)
-			}
-		}
-		c, err := r.pool.Acquire(ctx)
-		if err == nil {
-			if gated && r.gate.atCap() {
-				r.gate.ok(r.established())
-			}
-			return c, nil
-		}
-		if gated {
-			r.gate.leave()
-		}
-		if ctx.Err() != nil {
-			return nil, r.giveUp(ctx.Err(), last, attempts)
-		}
-		kind, pgErr := classifyConnErr(err)
-		if kind != serverFull {
-			return nil, wrapAcquireErr(r, err)
-		}
-		attempts++
-		last = pgErr
-		r.retried.Add(1)
-		held := r.established()
-		r.gate.full(held)
-		if attempts == 1 {
-			r.log.Warn("supapool: server full; waiting for a connection this route holds",
-				zap.String("sqlstate", pgErr.Code), zap.String("message", pgErr.Message), zap.Int32("held", held))
-		}
-		if held == 0 || !gated || r.gate.wouldAdmit() {
-			// Nothing of ours to wait for: back off with jitter so many
-			// instances don't retry in step.
-			d := time.Duration(min(attempts, 6)) * 10 * time.Millisecond
-			d += rand.N(d)
-			select {
-			case <-ctx.Done():
-				return nil, r.giveUp(ctx.Err(), last, attempts)
-			case <-time.After(d):
-			}
-		}
-	}
-}
-
-// established counts the route's open connections, in use or idle (not
-// those still being opened).
-func (r *route) established() int32 {
-	st := r.pool.Stat()
-	return st.AcquiredConns() + st.IdleConns()
-}
-
-func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
-	if last == nil {
-		return fmt.Errorf("pool: %s route: acquire: %w", r.name, err)
-	}
-	r.serverFull.Add(1)
-	return &ServerFullError{Route: r.name, Code: last.Code, Message: last.Message, Retries: attempts, Err: err}
-}
-
-// release gives back a connection a gated caller borrowed.
-func (r *route) release(c *pgxpool.Conn) {
-	c.Release()
-	r.gate.leave()
-	if r.yield.after > 0 && !r.yield.armed.Load() && r.idleGate() {
-		r.quiet()
-	}
-}
-
-func (p *Pool) routeFor(r Route) (*route, error) {
-	switch r {
-	case Pooled:
-		return p.pooled, nil
-	case Direct:
-		if p.direct == nil {
-			return nil, ErrNoDirectRoute
-		}
-		return p.direct, nil
-	}
-	return nil, fmt.Errorf("pool: unknown route %d, expected pool.Pooled or pool.Direct", int(r))
 }
 
 // pooledFor checks a statement for the pooled route and borrows a
@@ -498,30 +291,3 @@ func (noDirectConnector) Driver() driver.Driver                        { return 
 type noDirectDriver struct{}
 
 func (noDirectDriver) Open(string) (driver.Conn, error) { return nil, ErrNoDirectRoute }
-
-// discard closes a connection instead of giving it back, for connections
-// whose session state (LISTEN) must not reach another caller.
-// The close runs in the background, so the caller does not wait for the
-// goodbye to reach a distant server; Pool.Close waits for it.
-func (r *route) discard(c *pgxpool.Conn) {
-	r.closeConn(c)
-	r.gate.leave()
-}
-
-// closeConn takes c out of the pool and closes it in the background.
-// pgxpool calls BeforeClose only for connections it closes itself, so this
-// calls it for a hijacked one: the user's hook runs, and the generations
-// forget the connection.
-func (r *route) closeConn(c *pgxpool.Conn) {
-	conn := c.Hijack()
-	if r.beforeClose != nil {
-		r.beforeClose(conn)
-	}
-	r.bg.Add(1)
-	go func() {
-		defer r.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = conn.Close(ctx)
-		cancel()
-	}()
-}

@@ -1,8 +1,18 @@
 package pool
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 )
 
 // Route is one of the two ways to the database.
@@ -63,322 +73,210 @@ func routeQuery(sql string) error {
 	return &SessionStatementError{Statement: kind.String(), Hint: kind.hint()}
 }
 
-type stmtKind int
+// route is one way to the database: a pgxpool behind a gate.
+type route struct {
+	name           Route
+	mode           PoolerMode
+	pool           *pgxpool.Pool
+	gate           *gate
+	acquireTimeout time.Duration
+	log            *zap.Logger
 
-const (
-	ordinary stmtKind = iota
-	listenStmt
-	unlistenStmt
-	setStmt
-	resetStmt
-	prepareStmt
-	declareHoldStmt
-	tempTableStmt
-	advisoryLockStmt
-	discardStmt
-	loadStmt
-)
+	bg         *sync.WaitGroup
+	gens       generations
+	pinned     atomic.Int32 // connections the listener keeps for good
+	routed     atomic.Int64
+	retried    atomic.Int64
+	serverFull atomic.Int64
 
-func (k stmtKind) String() string {
-	return [...]string{"", "LISTEN", "UNLISTEN", "SET", "RESET", "PREPARE", "DECLARE ... WITH HOLD", "CREATE TEMP", "session advisory lock", "DISCARD", "LOAD"}[k]
+	yield       yielder
+	maxIdle     time.Duration   // MaxConnIdleTime
+	beforeClose func(*pgx.Conn) // the pgxpool config's, for connections closed here
 }
 
-func (k stmtKind) hint() string {
-	switch k {
-	case listenStmt, unlistenStmt:
-		return "use p.Listener().Listen, which keeps one direct connection for notifications"
-	case setStmt, resetStmt:
-		return "use SET LOCAL inside a transaction, a connection parameter in the URL, or Acquire(ctx, pool.Direct)"
-	case prepareStmt:
-		return "pgx prepares statements itself on every route; for SQL-level PREPARE use Acquire(ctx, pool.Direct)"
-	case declareHoldStmt:
-		return "use a cursor without HOLD inside a transaction, or Acquire(ctx, pool.Direct)"
-	case tempTableStmt:
-		return "create it with ON COMMIT DROP inside one transaction, or use Acquire(ctx, pool.Direct)"
-	case advisoryLockStmt:
-		return "use pg_advisory_xact_lock inside a transaction, or Acquire(ctx, pool.Direct)"
-	default:
-		return "use Acquire(ctx, pool.Direct)"
+func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, max int32, hook func(*pgxpool.Config) error) (*route, error) {
+	pc, err := pgxpool.ParseConfig(d.url)
+	if err != nil {
+		return nil, fmt.Errorf("pool: %s: %s", field, scrubParseError(err, d.url))
 	}
-}
-
-// classify looks at the first statement's leading keywords, skipping
-// whitespace and comments, and scans for session advisory lock calls.
-func classify(sql string) stmtKind {
-	s := scanner{s: sql}
-	switch w := s.word(); {
-	case eqFold(w, "listen"):
-		return listenStmt
-	case eqFold(w, "unlisten"):
-		return unlistenStmt
-	case eqFold(w, "set"):
-		switch w2 := s.word(); {
-		case eqFold(w2, "local"), eqFold(w2, "transaction"), eqFold(w2, "constraints"):
-			return ordinary
-		}
-		return setStmt
-	case eqFold(w, "reset"):
-		return resetStmt
-	case eqFold(w, "prepare"):
-		// PREPARE TRANSACTION is two-phase commit, not a statement.
-		if eqFold(s.word(), "transaction") {
-			return ordinary
-		}
-		return prepareStmt
-	case eqFold(w, "discard"):
-		return discardStmt
-	case eqFold(w, "load"):
-		return loadStmt
-	case eqFold(w, "declare"):
-		prev := ""
-		for t := s.word(); t != ""; prev, t = t, s.word() {
-			if eqFold(t, "for") {
-				break
-			}
-			if eqFold(t, "hold") && eqFold(prev, "with") {
-				return declareHoldStmt
-			}
-		}
-		return ordinary
-	case eqFold(w, "create"):
-		t := s.word()
-		if eqFold(t, "global") || eqFold(t, "local") {
-			t = s.word()
-		}
-		if (eqFold(t, "temp") || eqFold(t, "temporary")) && !containsFold(sql, "on commit drop") {
-			return tempTableStmt
-		}
-		return ordinary
-	case w == "":
-		return ordinary
-	}
-	if hasSessionAdvisoryLock(sql) {
-		return advisoryLockStmt
-	}
-	return ordinary
-}
-
-// sessionLockFuncs are the advisory lock functions whose locks outlive the
-// transaction; the _xact_ forms end with it and are fine.
-var sessionLockFuncs = []string{
-	"pg_advisory_lock", "pg_advisory_lock_shared",
-	"pg_try_advisory_lock", "pg_try_advisory_lock_shared",
-	"pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all",
-}
-
-// hasSessionAdvisoryLock finds a call of a session advisory lock function
-// anywhere in the statement: a name from sessionLockFuncs followed by "(",
-// outside string literals, quoted identifiers, dollar quotes and comments,
-// so that a table called advisory_locks or a comment mentioning the
-// function is not refused.
-func hasSessionAdvisoryLock(sql string) bool {
-	// Most statements have no "advisory" at all: one quick look first.
-	if indexFold(sql, "advisory_") < 0 {
-		return false
-	}
-	for i := 0; i < len(sql); {
-		c := sql[i]
+	pc.MinConns = 0
+	pc.MinIdleConns = 0
+	pc.MaxConnIdleTime = p.cfg.MaxConnIdleTime
+	pc.MaxConnLifetime = p.cfg.MaxConnLifetime
+	pc.MaxConnLifetimeJitter = p.cfg.MaxConnLifetime / 10
+	pc.HealthCheckPeriod = p.cfg.HealthCheckPeriod
+	pc.ConnConfig.RuntimeParams["application_name"] = p.cfg.AppName
+	if name == Pooled {
 		switch {
-		case c == '\'' || c == '"':
-			i = skipQuoted(sql, i, c)
-		case c == '$':
-			i = skipDollar(sql, i)
-		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			for i < len(sql) && sql[i] != '\n' {
-				i++
-			}
-		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			i = skipBlockComment(sql, i)
-		case isWordByte(c):
-			start := i
-			for i < len(sql) && isWordByte(sql[i]) {
-				i++
-			}
-			w := sql[start:i]
-			if !hasPrefixFold(w, "pg_") {
-				continue
-			}
-			for _, f := range sessionLockFuncs {
-				if eqFold(w, f) {
-					j := i
-					for j < len(sql) && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\n' || sql[j] == '\r') {
-						j++
-					}
-					if j < len(sql) && sql[j] == '(' {
-						return true
-					}
-				}
-			}
-		default:
-			i++
+		case p.cfg.ExecMode != 0:
+			pc.ConnConfig.DefaultQueryExecMode = p.cfg.ExecMode
+		case d.mode == TransactionPooler && !hasParam(d.url, "default_query_exec_mode"):
+			// pgx's default names and caches prepared statements per
+			// client connection; a transaction pooler moves clients
+			// between server connections, so those names collide
+			// (42P05) or vanish (26000). CacheDescribe uses the unnamed
+			// statement and still needs one round trip.
+			pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 		}
 	}
-	return false
-}
-
-// skipQuoted returns the index after the literal or identifier opened by
-// q at i; a doubled quote is an escaped one.
-func skipQuoted(s string, i int, q byte) int {
-	for i++; i < len(s); i++ {
-		if s[i] == q {
-			if i+1 < len(s) && s[i+1] == q {
-				i++
-				continue
+	if hook != nil {
+		if err := hook(pc); err != nil {
+			hookName := "ConfigurePooled"
+			if name == Direct {
+				hookName = "ConfigureDirect"
 			}
-			return i + 1
+			return nil, fmt.Errorf("pool: %s: %w", hookName, err)
 		}
 	}
-	return len(s)
+	pc.MaxConns = max // the caps rule whatever the hook did
+	r := &route{
+		name:           name,
+		mode:           d.mode,
+		gate:           newGate(max),
+		acquireTimeout: p.cfg.AcquireTimeout,
+		log:            p.log.With(zap.Stringer("route", name)),
+		bg:             &p.bg,
+		maxIdle:        p.cfg.MaxConnIdleTime,
+	}
+	// Only a route to the server itself yields: closing a client
+	// connection to a pooler frees no server slot (the pooler keeps its
+	// server connection), and the server's count says nothing of the
+	// pooler's client slots.
+	if d.mode == NoPooler && p.cfg.YieldAfter > 0 {
+		r.yield.after = p.cfg.YieldAfter
+	}
+	r.gens.install(pc)
+	r.beforeClose = pc.BeforeClose
+	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		return nil, fmt.Errorf("pool: %s route: %w", name, err)
+	}
+	return r, nil
 }
 
-// skipDollar skips a dollar-quoted string ($$...$$ or $tag$...$tag$) at i;
-// a parameter such as $1 is stepped over.
-func skipDollar(s string, i int) int {
-	j := i + 1
-	for j < len(s) && (s[j] == '_' || (s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z') || (j > i+1 && s[j] >= '0' && s[j] <= '9')) {
-		j++
-	}
-	if j >= len(s) || s[j] != '$' {
-		return i + 1
-	}
-	tag := s[i : j+1]
-	if k := indexOf(s[j+1:], tag); k >= 0 {
-		return j + 1 + k + len(tag)
-	}
-	return len(s)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
+// acquire gets a connection, waiting while the server is full. Gated
+// callers (every method but Acquire) also hold a place in the route's gate
+// until they release.
+func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) {
+	r.routed.Add(1)
+	if r.acquireTimeout > 0 {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > r.acquireTimeout {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, r.acquireTimeout)
+			defer cancel()
 		}
 	}
-	return -1
-}
-
-// skipBlockComment returns the index after the (possibly nested) comment
-// that starts at i.
-func skipBlockComment(s string, i int) int {
-	depth := 0
-	for i < len(s) {
-		switch {
-		case i+1 < len(s) && s[i] == '/' && s[i+1] == '*':
-			depth++
-			i += 2
-		case i+1 < len(s) && s[i] == '*' && s[i+1] == '/':
-			depth--
-			i += 2
-			if depth == 0 {
-				return i
+	if r.pinned.Load() >= r.gate.max {
+		// Waiting would only end with the context: nothing will be given back.
+		return nil, fmt.Errorf("pool: %s route: all %d of its connections (MaxDirectConns) are held by the listener; set %s to 2 or more", r.name, r.gate.max, EnvMaxDirectConns)
+	}
+	var last *pgconn.PgError
+	attempts := 0
+	for {
+		if gated {
+			if err := r.gate.enter(ctx); err != nil {
+				return nil, r.giveUp(err, last, attempts)
 			}
-		default:
-			i++
 		}
-	}
-	return i
-}
-
-// scanner yields words (runs of letters, digits and underscores) and skips
-// whitespace, punctuation and SQL comments.
-type scanner struct {
-	s string
-	i int
-}
-
-func (sc *scanner) word() string {
-	s := sc.s
-	for sc.i < len(s) {
-		c := s[sc.i]
-		switch {
-		case c == '-' && sc.i+1 < len(s) && s[sc.i+1] == '-':
-			for sc.i < len(s) && s[sc.i] != '\n' {
-				sc.i++
+		c, err := r.pool.Acquire(ctx)
+		if err == nil {
+			if gated && r.gate.atCap() {
+				r.gate.ok(r.established())
 			}
-		case c == '/' && sc.i+1 < len(s) && s[sc.i+1] == '*':
-			sc.i = skipBlockComment(s, sc.i)
-		case isWordByte(c):
-			start := sc.i
-			for sc.i < len(s) && isWordByte(s[sc.i]) {
-				sc.i++
+			return c, nil
+		}
+		if gated {
+			r.gate.leave()
+		}
+		if ctx.Err() != nil {
+			return nil, r.giveUp(ctx.Err(), last, attempts)
+		}
+		kind, pgErr := classifyConnErr(err)
+		if kind != serverFull {
+			return nil, wrapAcquireErr(r, err)
+		}
+		attempts++
+		last = pgErr
+		r.retried.Add(1)
+		held := r.established()
+		r.gate.full(held)
+		if attempts == 1 {
+			r.log.Warn("supapool: server full; waiting for a connection this route holds",
+				zap.String("sqlstate", pgErr.Code), zap.String("message", pgErr.Message), zap.Int32("held", held))
+		}
+		if held == 0 || !gated || r.gate.wouldAdmit() {
+			// Nothing of ours to wait for: back off with jitter so many
+			// instances don't retry in step.
+			d := time.Duration(min(attempts, 6)) * 10 * time.Millisecond
+			d += rand.N(d)
+			select {
+			case <-ctx.Done():
+				return nil, r.giveUp(ctx.Err(), last, attempts)
+			case <-time.After(d):
 			}
-			return s[start:sc.i]
-		case c == ';':
-			// Only the first statement is classified.
-			sc.i = len(s)
-		case c == '(' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
-			sc.i++
-		default:
-			// A quote or operator before any keyword: not a statement we
-			// know, so stop.
-			sc.i = len(s)
 		}
 	}
-	return ""
 }
 
-func isWordByte(c byte) bool {
-	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+// established counts the route's open connections, in use or idle (not
+// those still being opened).
+func (r *route) established() int32 {
+	st := r.pool.Stat()
+	return st.AcquiredConns() + st.IdleConns()
 }
 
-func lower(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 'a' - 'A'
+func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
+	if last == nil {
+		return fmt.Errorf("pool: %s route: acquire: %w", r.name, err)
 	}
-	return c
+	r.serverFull.Add(1)
+	return &ServerFullError{Route: r.name, Code: last.Code, Message: last.Message, Retries: attempts, Err: err}
 }
 
-// eqFold compares w with a lower-case ASCII keyword.
-func eqFold(w, kw string) bool {
-	if len(w) != len(kw) {
-		return false
+// release gives back a connection a gated caller borrowed.
+func (r *route) release(c *pgxpool.Conn) {
+	c.Release()
+	r.gate.leave()
+	if r.yield.after > 0 && !r.yield.armed.Load() && r.idleGate() {
+		r.quiet()
 	}
-	for i := 0; i < len(w); i++ {
-		if lower(w[i]) != kw[i] {
-			return false
+}
+
+func (p *Pool) routeFor(r Route) (*route, error) {
+	switch r {
+	case Pooled:
+		return p.pooled, nil
+	case Direct:
+		if p.direct == nil {
+			return nil, ErrNoDirectRoute
 		}
+		return p.direct, nil
 	}
-	return true
+	return nil, fmt.Errorf("pool: unknown route %d, expected pool.Pooled or pool.Direct", int(r))
 }
 
-func hasPrefixFold(s, kw string) bool { return len(s) >= len(kw) && eqFold(s[:len(kw)], kw) }
-
-// indexFold finds a lower-case ASCII needle in s, ignoring case.
-func indexFold(s, needle string) int {
-	for i := 0; i+len(needle) <= len(s); i++ {
-		if lower(s[i]) == needle[0] && hasPrefixFold(s[i:], needle) {
-			return i
-		}
-	}
-	return -1
+// discard closes a connection instead of giving it back, for connections
+// whose session state (LISTEN) must not reach another caller.
+// The close runs in the background, so the caller does not wait for the
+// goodbye to reach a distant server; Pool.Close waits for it.
+func (r *route) discard(c *pgxpool.Conn) {
+	r.closeConn(c)
+	r.gate.leave()
 }
 
-// containsFold reports whether s contains the lower-case words of phrase
-// separated by any amount of white space.
-func containsFold(s, phrase string) bool {
-	words := strings.Fields(phrase)
-	for i := 0; i < len(s); i++ {
-		j, ok := i, true
-		for k, w := range words {
-			if k > 0 {
-				n := j
-				for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r') {
-					j++
-				}
-				if j == n {
-					ok = false
-					break
-				}
-			}
-			if !hasPrefixFold(s[j:], w) {
-				ok = false
-				break
-			}
-			j += len(w)
-		}
-		if ok {
-			return true
-		}
+// closeConn takes c out of the pool and closes it in the background.
+// pgxpool calls BeforeClose only for connections it closes itself, so this
+// calls it for a hijacked one: the user's hook runs, and the generations
+// forget the connection.
+func (r *route) closeConn(c *pgxpool.Conn) {
+	conn := c.Hijack()
+	if r.beforeClose != nil {
+		r.beforeClose(conn)
 	}
-	return false
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(ctx)
+		cancel()
+	}()
 }
