@@ -74,10 +74,15 @@ type Bed struct {
 	SessionURL string
 	// AdminURL reaches PostgreSQL directly as the superuser.
 	AdminURL string
+	// SocketURL reaches PostgreSQL directly as the app role over its Unix
+	// socket (postgres://app:PW@/supapool?host=DIR&port=PORT). Empty when
+	// the bed points at external servers.
+	SocketURL string
 
-	opts Options
-	dir  string
-	cred *credential
+	opts    Options
+	dir     string
+	cred    *credential
+	adminPW string
 
 	mu       sync.Mutex
 	pg       *server
@@ -145,6 +150,13 @@ func (b *Bed) start(ctx context.Context, bins binaries) error {
 		return err
 	}
 	b.DirectURL = makeURL(AppUser, appPW, pg.port, Database)
+	b.SocketURL = (&url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(AppUser, appPW),
+		Path:     "/" + Database,
+		RawQuery: url.Values{"host": {b.dir}, "port": {strconv.Itoa(pg.port)}}.Encode(),
+	}).String()
+	b.adminPW = adminPW
 	if b.opts.NoPooler {
 		return nil
 	}

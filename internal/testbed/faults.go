@@ -92,6 +92,33 @@ func (b *Bed) StartPooler(ctx context.Context) error {
 	return nil
 }
 
+// PausePooler sends PAUSE to the transaction-mode PgBouncer's admin
+// console: it keeps accepting clients but answers none of their queries
+// (nor new logins' first query) until [Bed.ResumePooler]. It returns once
+// PgBouncer has released its server connections.
+func (b *Bed) PausePooler(ctx context.Context) error { return b.poolerAdmin(ctx, "PAUSE") }
+
+// ResumePooler ends a [Bed.PausePooler].
+func (b *Bed) ResumePooler(ctx context.Context) error { return b.poolerAdmin(ctx, "RESUME") }
+
+func (b *Bed) poolerAdmin(ctx context.Context, cmd string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.bouncers) == 0 || b.adminPW == "" {
+		return ErrNoProcessControl
+	}
+	u := makeURL(AdminUser, b.adminPW, b.bouncers[0].port, "pgbouncer") + "&default_query_exec_mode=simple_protocol"
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return fmt.Errorf("testbed: pgbouncer admin console: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, cmd); err != nil {
+		return fmt.Errorf("testbed: pgbouncer %s: %w", cmd, err)
+	}
+	return nil
+}
+
 // Filter selects client backends in pg_stat_activity. Empty fields match
 // everything.
 type Filter struct {

@@ -213,7 +213,7 @@ func startPostgres(ctx context.Context, b *Bed, bins binaries, adminPW string) (
 	}
 	initLog := filepath.Join(b.dir, "initdb.log")
 	cmd := b.cred.command(bins.initdb, "-D", data, "-U", AdminUser, "--pwfile", pwfile,
-		"--auth-host=scram-sha-256", "--auth-local=reject", "-E", "UTF8", "--locale=C", "--no-sync")
+		"--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync")
 	out, err := cmd.CombinedOutput()
 	_ = os.Remove(pwfile)
 	if err != nil {
@@ -231,7 +231,7 @@ func startPostgres(ctx context.Context, b *Bed, bins binaries, adminPW string) (
 			cmd := b.cred.command(bins.postgres, "-D", data,
 				"-c", "listen_addresses=127.0.0.1",
 				"-c", "port="+strconv.Itoa(port),
-				"-c", "unix_socket_directories=",
+				"-c", "unix_socket_directories="+b.dir,
 				"-c", "max_connections="+strconv.Itoa(b.opts.MaxConnections),
 				"-c", "password_encryption=scram-sha-256",
 				"-c", "fsync=off",
@@ -317,10 +317,11 @@ max_client_conn = %d
 server_reset_query = DISCARD ALL
 server_login_retry = 1
 ignore_startup_parameters = extra_float_digits
+admin_users = %s
 logfile = %s
 log_connections = 0
 log_disconnections = 0
-`, b.pg.port, port, base+".users", mode, b.opts.PoolSize, b.opts.MaxClientConn, s.logPath)
+`, b.pg.port, port, base+".users", mode, b.opts.PoolSize, b.opts.MaxClientConn, AdminUser, s.logPath)
 		if err := b.cred.writeFile(base+".ini", ini, 0o600); err != nil {
 			return nil, err
 		}
