@@ -69,22 +69,30 @@ type connErrKind int
 
 const (
 	otherErr   connErrKind = iota
-	serverFull             // wait and retry within the context
+	serverFull             // lower the cap, wait for a held connection, retry within the context
+	transient              // the server is coming back: back off and retry within the context
 	configErr              // fail at once, with a hint
 )
 
-// classifyConnErr decides whether a failed acquire is worth waiting for.
-// Capacity errors are SQLSTATE 53300 from PostgreSQL and the client-limit
-// errors of Supavisor (FATAL XX000 "(EMAXCONN)" and friends, or the older
-// plain-text messages) and PgBouncer.
+// classifyConnErr decides whether a failed acquire is worth waiting for,
+// from what servers and poolers actually send:
+//
+//   - PostgreSQL refuses a client with SQLSTATE 53300 ("sorry, too many
+//     clients already", "remaining connection slots are reserved ...").
+//   - PgBouncer relays that refusal as FATAL 08P01 with PostgreSQL's text,
+//     and says "server login has been failing, try again later
+//     (server_login_retry)" (08P01) for a while after the server was down.
+//   - Supavisor answers FATAL XX000 "(EMAXCONN) ..." and friends, older
+//     versions plain-text messages.
 func classifyConnErr(err error) (connErrKind, *pgconn.PgError) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		msg := pgErr.Message
 		switch {
-		case pgErr.Code == "53300":
-			return serverFull, pgErr
-		case strings.HasPrefix(msg, "(EMAXCONN"), strings.HasPrefix(msg, "(ECHECKOUTTIMEOUT"),
+		case pgErr.Code == "53300",
+			strings.HasPrefix(msg, "sorry, too many clients already"),
+			strings.HasPrefix(msg, "remaining connection slots are reserved"),
+			strings.HasPrefix(msg, "(EMAXCONN"), strings.HasPrefix(msg, "(ECHECKOUTTIMEOUT"),
 			strings.HasPrefix(msg, "(EDBHANDLEREXITED"), strings.HasPrefix(msg, "(ECIRCUITBREAKER"),
 			strings.HasPrefix(msg, "(EMAXPOOLSREACHED"),
 			strings.Contains(msg, "Max client connections reached"),
@@ -92,6 +100,9 @@ func classifyConnErr(err error) (connErrKind, *pgconn.PgError) {
 			strings.Contains(msg, "Unable to check out process from the pool"),
 			strings.Contains(msg, "no more connections allowed"):
 			return serverFull, pgErr
+		case strings.HasPrefix(msg, "server login has been failing"),
+			pgErr.Code == "57P03": // the database system is starting up / shutting down
+			return transient, pgErr
 		case pgErr.Code == "28P01", pgErr.Code == "28000", pgErr.Code == "3D000",
 			// PgBouncer reports a wrong password as 08P01.
 			strings.Contains(msg, "authentication failed"),
@@ -104,17 +115,28 @@ func classifyConnErr(err error) (connErrKind, *pgconn.PgError) {
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 		return configErr, nil
 	}
+	if isTLSRefused(err) {
+		return configErr, nil
+	}
 	return otherErr, nil
+}
+
+// isTLSRefused reports pgconn's error for a server that declined the TLS
+// the URL's sslmode requires.
+func isTLSRefused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "server refused TLS connection")
 }
 
 // connectHint explains a configuration error in terms of the setting to
 // fix. It never repeats the URL.
-func connectHint(r Route, pgErr *pgconn.PgError, mode PoolerMode) string {
+func connectHint(r Route, err error, pgErr *pgconn.PgError, mode PoolerMode) string {
 	env := EnvDirectURL
 	if r == Pooled && mode != NoPooler {
 		env = EnvPooledURL
 	}
 	switch {
+	case pgErr == nil && isTLSRefused(err):
+		return "the server does not offer TLS but the URL's sslmode requires it; check sslmode in " + env
 	case pgErr == nil:
 		return "the host name does not resolve; check the host in " + env
 	case pgErr.Code == "28P01", strings.Contains(pgErr.Message, "authentication failed"):
@@ -141,7 +163,7 @@ func wrapAcquireErr(r *route, err error) error {
 	}
 	kind, pgErr := classifyConnErr(err)
 	if kind == configErr {
-		return fmt.Errorf("pool: %s route: connect: %w (%s)", r.name, err, connectHint(r.name, pgErr, r.mode))
+		return fmt.Errorf("pool: %s route: connect: %w (%s)", r.name, err, connectHint(r.name, err, pgErr, r.mode))
 	}
 	return fmt.Errorf("pool: %s route: %w", r.name, err)
 }

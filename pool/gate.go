@@ -29,6 +29,11 @@ type gate struct {
 	cap   atomic.Int32 // written with mu held
 	nwait atomic.Int32 // waiters, so leave knows to admit
 
+	// closing ends every wait with ErrClosed when the Pool closes.
+	closing <-chan struct{}
+
+	// mu guards waiters, lowered and writes of cap; it is held only for
+	// bookkeeping, never across I/O or a wait.
 	mu      sync.Mutex
 	waiters list.List // of chan struct{}
 	lowered time.Time // the last refusal or blind probe: climbing pauses raiseEvery after it
@@ -36,13 +41,14 @@ type gate struct {
 
 const raiseEvery = time.Second
 
-func newGate(max int32) *gate {
-	g := &gate{max: max}
+func newGate(max int32, closing <-chan struct{}) *gate {
+	g := &gate{max: max, closing: closing}
 	g.cap.Store(1)
 	return g
 }
 
-// enter waits for a place, or for ctx to end.
+// enter waits for a place, or for ctx to end (its error) or the Pool to
+// close (ErrClosed).
 func (g *gate) enter(ctx context.Context) error {
 	for g.nwait.Load() == 0 {
 		c := g.cap.Load()
@@ -92,19 +98,27 @@ func (g *gate) enter(ctx context.Context) error {
 			g.mu.Unlock()
 			probe.Reset(raiseEvery)
 		case <-ctx.Done():
-			g.mu.Lock()
-			select {
-			case <-ch:
-				// Admitted while giving up: pass the place on.
-				g.inUse.Add(-1)
-				g.admit()
-			default:
-				g.waiters.Remove(el)
-				g.nwait.Add(-1)
-			}
-			g.mu.Unlock()
+			g.withdraw(ch, el)
 			return ctx.Err()
+		case <-g.closing:
+			g.withdraw(ch, el)
+			return ErrClosed
 		}
+	}
+}
+
+// withdraw takes a waiter that gives up out of the queue, or passes on the
+// place it was given while giving up.
+func (g *gate) withdraw(ch chan struct{}, el *list.Element) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-ch:
+		g.inUse.Add(-1)
+		g.admit()
+	default:
+		g.waiters.Remove(el)
+		g.nwait.Add(-1)
 	}
 }
 

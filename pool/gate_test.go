@@ -13,7 +13,7 @@ import (
 
 // openGate is a gate whose route has opened all its connections.
 func openGate(max int32) *gate {
-	g := newGate(max)
+	g := newGate(max, nil)
 	g.cap.Store(max)
 	return g
 }
@@ -37,7 +37,7 @@ func queue(t *testing.T, g *gate, n int) <-chan struct{} {
 // A route opens its connections one after another: the cap starts at one
 // and each step waits until the last has become an open connection.
 func TestGateStartsAtOneAndClimbs(t *testing.T) {
-	g := newGate(4)
+	g := newGate(4, nil)
 	ctx := context.Background()
 	assert.EqualValues(t, 1, g.limit())
 	require.NoError(t, g.enter(ctx))
@@ -60,7 +60,7 @@ func TestGateStartsAtOneAndClimbs(t *testing.T) {
 	}
 	assert.Zero(t, g.inUse.Load())
 
-	one := newGate(1)
+	one := newGate(1, nil)
 	require.NoError(t, one.enter(ctx))
 	assert.False(t, one.atCap(), "a cap of one has nothing to climb")
 }
@@ -105,7 +105,7 @@ func TestGateCapsAndAdmitsInOrder(t *testing.T) {
 }
 
 func TestGateRaisesCap(t *testing.T) {
-	g := newGate(4)
+	g := newGate(4, nil)
 	ctx := context.Background()
 	require.NoError(t, g.enter(ctx))
 	g.full(1)
@@ -140,7 +140,7 @@ func TestGateRaisesCap(t *testing.T) {
 // gate, not once each: a slow first connection (or a refusal) does not let
 // them all in at once.
 func TestGateProbesOncePerRaiseEvery(t *testing.T) {
-	g := newGate(20)
+	g := newGate(20, nil)
 	ctx := context.Background()
 	require.NoError(t, g.enter(ctx)) // its connection is slow: ok is not called
 	admitted := queue(t, g, 10)
@@ -162,7 +162,7 @@ func TestGateProbesOncePerRaiseEvery(t *testing.T) {
 // nobody is left waiting and the counts come back to zero. (While the cap
 // is at MaxConns the gate only counts; pgxpool's own cap holds callers.)
 func TestGateUnderChurn(t *testing.T) {
-	g := newGate(4)
+	g := newGate(4, nil)
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -2,8 +2,6 @@ package pool
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/zap"
 )
 
@@ -27,9 +24,9 @@ type Pool struct {
 
 	refused atomic.Int64
 
+	closing  chan struct{}  // closed by Close; routes watch it
 	bg       sync.WaitGroup // connections being closed in the background
 	mu       sync.Mutex
-	db       *sql.DB
 	listener *Listener
 	closed   atomic.Bool
 }
@@ -52,7 +49,7 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg}
+	p := &Pool{cfg: cfg, closing: make(chan struct{})}
 	p.log = cfg.Logger.With(zap.String("app", cfg.AppName))
 
 	pooledDSN, pooledName, hook := cfg.pooled, fieldName("PooledURL", EnvPooledURL), cfg.ConfigurePooled
@@ -82,92 +79,129 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 	return p, nil
 }
 
-// pooledFor checks a statement for the pooled route and borrows a
-// connection for it.
-func (p *Pool) pooledFor(ctx context.Context, sql string) (*pgxpool.Conn, error) {
+// open fails once the Pool is closed: the one closed-check of every entry
+// point.
+func (p *Pool) open() error {
 	if p.closed.Load() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	if err := routeQuery(sql); err != nil {
-		p.refused.Add(1)
-		return nil, err
+	return nil
+}
+
+// allow checks statements bound for route r: the pooled route refuses
+// those that need a session (route.go says why).
+func (p *Pool) allow(r *route, sqls ...string) error {
+	if r.name != Pooled {
+		return nil
 	}
-	return p.pooled.acquire(ctx, true)
+	for _, sql := range sqls {
+		if err := routeQuery(sql); err != nil {
+			p.refused.Add(1)
+			return err
+		}
+	}
+	return nil
 }
 
 // Exec runs sql on the pooled route.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	c, err := p.pooledFor(ctx, sql)
-	if err != nil {
+	if err := p.open(); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	tag, err := c.Exec(ctx, sql, args...)
-	p.pooled.release(c)
-	if isStale(err) {
-		p.pooled.gens.staleSeen()
-		if c, err = p.pooled.acquire(ctx, true); err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		tag, err = c.Exec(ctx, sql, args...)
-		p.pooled.release(c)
+	if err := p.allow(p.pooled, sql); err != nil {
+		return pgconn.CommandTag{}, err
 	}
+	var tag pgconn.CommandTag
+	err := p.pooled.run(ctx, func(c *pgxpool.Conn) (err error) {
+		tag, err = c.Exec(ctx, sql, args...)
+		return err
+	})
 	return tag, err
 }
 
 // Query runs sql on the pooled route. The connection goes back when the
 // rows are closed or fully read.
 func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	c, err := p.pooledFor(ctx, sql)
-	if err != nil {
+	if err := p.open(); err != nil {
 		return errRows{err}, err
 	}
-	rows, err := c.Query(ctx, sql, args...)
-	if err != nil {
-		p.pooled.release(c)
+	if err := p.allow(p.pooled, sql); err != nil {
 		return errRows{err}, err
-	}
-	return &poolRows{Rows: rows, c: c, r: p.pooled, ctx: ctx, sql: sql, args: args}, nil
-}
-
-// QueryRow runs sql on the pooled route; errors are returned by Scan.
-func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	c, err := p.pooledFor(ctx, sql)
-	if err != nil {
-		return errRow{err}
-	}
-	return &poolRow{row: c.QueryRow(ctx, sql, args...), c: c, r: p.pooled, ctx: ctx, sql: sql, args: args}
-}
-
-// SendBatch sends a batch on the pooled route. Every queued statement is
-// checked as Exec checks one.
-func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if p.closed.Load() {
-		return errBatch{ErrClosed}
-	}
-	for _, q := range b.QueuedQueries {
-		if err := routeQuery(q.SQL); err != nil {
-			p.refused.Add(1)
-			return errBatch{err}
-		}
 	}
 	c, err := p.pooled.acquire(ctx, true)
 	if err != nil {
-		return errBatch{err}
+		return errRows{err}, err
 	}
-	return &poolBatch{BatchResults: c.SendBatch(ctx, b), c: c, r: p.pooled}
+	rs := &poolRows{c: c, r: p.pooled, ctx: ctx, sql: sql, args: args}
+	if err := rs.start(); err != nil {
+		return errRows{err}, err
+	}
+	return rs, nil
+}
+
+// QueryRow runs sql on the pooled route; errors are returned by Scan. The
+// connection is borrowed when Scan runs and given back before it returns.
+func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := p.open(); err != nil {
+		return errRow{err}
+	}
+	if err := p.allow(p.pooled, sql); err != nil {
+		return errRow{err}
+	}
+	return &poolRow{r: p.pooled, ctx: ctx, sql: sql, args: args}
+}
+
+// SendBatch sends a batch where its statements would go one by one: a
+// batch that begins a transaction (pgx.Batch.BeginTx) goes to
+// Config.TxRoute, as Begin does, and its Tx keeps the connection until
+// Commit or Rollback; any other batch goes to the pooled route. On a
+// pooled route every queued statement is checked as Exec checks one.
+// Errors before the batch is sent come back as pgx's failed batch results,
+// whose Tx (for a BeginTx batch) is closed, never nil.
+func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	r, err := p.batchRoute(b)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	sqls := make([]string, len(b.QueuedQueries))
+	for i, q := range b.QueuedQueries {
+		sqls[i] = q.SQL
+	}
+	if err := p.allow(r, sqls...); err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	c, err := r.acquire(ctx, true)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return p.newBatch(c, r, c.SendBatch(ctx, b))
+}
+
+// batchRoute is where a batch goes: Begin's route for one that begins a
+// transaction, the pooled route for the rest.
+func (p *Pool) batchRoute(b *pgx.Batch) (*route, error) {
+	if err := p.open(); err != nil {
+		return nil, err
+	}
+	// Only pgx knows whether BeginTx was called; its failed results
+	// carry a Tx exactly then.
+	if pgx.FailedBatchResults(b, nil).Tx() != nil {
+		return p.routeFor(p.cfg.TxRoute)
+	}
+	return p.pooled, nil
 }
 
 // CopyFrom runs COPY FROM on the pooled route.
 func (p *Pool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	if p.closed.Load() {
-		return 0, ErrClosed
-	}
-	c, err := p.pooled.acquire(ctx, true)
-	if err != nil {
+	if err := p.open(); err != nil {
 		return 0, err
 	}
-	defer p.pooled.release(c)
-	return c.CopyFrom(ctx, table, columns, src)
+	var n int64
+	err := p.pooled.runOnce(ctx, func(c *pgxpool.Conn) (err error) {
+		n, err = c.CopyFrom(ctx, table, columns, src)
+		return err
+	})
+	return n, err
 }
 
 // Begin starts a transaction on Config.TxRoute (Direct by default).
@@ -176,10 +210,10 @@ func (p *Pool) Begin(ctx context.Context) (pgx.Tx, error) {
 }
 
 // BeginTx starts a transaction with options on Config.TxRoute. The
-// connection goes back on Commit or Rollback.
+// transaction keeps its connection until Commit or Rollback.
 func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	if p.closed.Load() {
-		return nil, ErrClosed
+	if err := p.open(); err != nil {
+		return nil, err
 	}
 	r, err := p.routeFor(p.cfg.TxRoute)
 	if err != nil {
@@ -189,12 +223,18 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 	if err != nil {
 		return nil, err
 	}
-	tx, err := c.BeginTx(ctx, opts)
+	ok := false
+	defer func() {
+		if !ok {
+			r.release(c)
+		}
+	}()
+	t, err := c.BeginTx(ctx, opts)
 	if err != nil {
-		r.release(c)
 		return nil, err
 	}
-	return &poolTx{Tx: tx, c: c, r: r, pool: p}, nil
+	ok = true
+	return p.newTx(t, c, r), nil
 }
 
 // Acquire borrows a connection from a route for session work: SET, LISTEN
@@ -203,8 +243,8 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 // when it goes back to the pool, so reset what you set. The route's cap
 // applies.
 func (p *Pool) Acquire(ctx context.Context, r Route) (*pgxpool.Conn, error) {
-	if p.closed.Load() {
-		return nil, ErrClosed
+	if err := p.open(); err != nil {
+		return nil, err
 	}
 	rt, err := p.routeFor(r)
 	if err != nil {
@@ -219,8 +259,8 @@ func (p *Pool) Ping(ctx context.Context) error { return p.PingRoute(ctx, Pooled)
 // PingRoute borrows a connection from a route and pings the server through
 // it; a health check calls it for both routes.
 func (p *Pool) PingRoute(ctx context.Context, r Route) error {
-	if p.closed.Load() {
-		return ErrClosed
+	if err := p.open(); err != nil {
+		return err
 	}
 	rt, err := p.routeFor(r)
 	if err != nil {
@@ -230,28 +270,11 @@ func (p *Pool) PingRoute(ctx context.Context, r Route) error {
 	if err != nil {
 		return err
 	}
-	err = c.Ping(ctx)
-	rt.release(c)
-	if err != nil {
+	defer rt.release(c)
+	if err := c.Ping(ctx); err != nil {
 		return fmt.Errorf("pool: %s route: ping: %w", r, err)
 	}
 	return nil
-}
-
-// DirectDB returns a database/sql handle on the direct route, for
-// migration tools such as goose or golang-migrate. It shares the direct
-// route's connections and cap. Close the Pool, not the DB.
-func (p *Pool) DirectDB() *sql.DB {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.db == nil {
-		if p.direct == nil {
-			p.db = sql.OpenDB(noDirectConnector{})
-		} else {
-			p.db = stdlib.OpenDBFromPool(p.direct.pool)
-		}
-	}
-	return p.db
 }
 
 // Config returns the configuration in effect, defaults applied.
@@ -263,14 +286,12 @@ func (p *Pool) Close() {
 	if p.closed.Swap(true) {
 		return
 	}
+	close(p.closing)
 	p.mu.Lock()
-	l, db := p.listener, p.db
+	l := p.listener
 	p.mu.Unlock()
 	if l != nil {
 		l.close()
-	}
-	if db != nil {
-		_ = db.Close()
 	}
 	p.pooled.stopYield()
 	p.pooled.pool.Close()
@@ -280,14 +301,3 @@ func (p *Pool) Close() {
 	}
 	p.bg.Wait()
 }
-
-// noDirectConnector backs DirectDB when the direct route is off, so that
-// migrations fail with a clear error instead of going through a pooler.
-type noDirectConnector struct{}
-
-func (noDirectConnector) Connect(context.Context) (driver.Conn, error) { return nil, ErrNoDirectRoute }
-func (noDirectConnector) Driver() driver.Driver                        { return noDirectDriver{} }
-
-type noDirectDriver struct{}
-
-func (noDirectDriver) Open(string) (driver.Conn, error) { return nil, ErrNoDirectRoute }

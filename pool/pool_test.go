@@ -255,20 +255,6 @@ func TestQueryReleasesConnections(t *testing.T) {
 	assert.Zero(t, p.Stat().Pooled.AcquiredConns)
 }
 
-func TestDirectDB(t *testing.T) {
-	bed := testbed.Start(t)
-	ctx := testCtx(t)
-	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 1 })
-	db := p.DirectDB()
-	assert.Same(t, db, p.DirectDB())
-	var port int
-	require.NoError(t, db.QueryRowContext(ctx, "select inet_server_port()").Scan(&port))
-	assert.Positive(t, port)
-	_, err := db.ExecContext(ctx, "create table if not exists migrated (id int)")
-	require.NoError(t, err)
-	assert.EqualValues(t, 1, p.Stat().Direct.MaxConns)
-}
-
 func TestConfigErrorsFailFastWithHints(t *testing.T) {
 	bed := testbed.Start(t)
 	ctx := testCtx(t)

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -82,6 +83,9 @@ type route struct {
 	acquireTimeout time.Duration
 	log            *zap.Logger
 
+	// closing is closed when the Pool closes: callers waiting in the
+	// gate or backing off get ErrClosed at once.
+	closing    <-chan struct{}
 	bg         *sync.WaitGroup
 	gens       generations
 	pinned     atomic.Int32 // connections the listener keeps for good
@@ -93,6 +97,10 @@ type route struct {
 	maxIdle     time.Duration   // MaxConnIdleTime
 	beforeClose func(*pgx.Conn) // the pgxpool config's, for connections closed here
 }
+
+// defaultConnectTimeout bounds each connection attempt (TCP, TLS and
+// login) when the URL sets no connect_timeout.
+const defaultConnectTimeout = 10 * time.Second
 
 func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, max int32, hook func(*pgxpool.Config) error) (*route, error) {
 	pc, err := pgxpool.ParseConfig(d.url)
@@ -106,6 +114,13 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	pc.MaxConnLifetimeJitter = p.cfg.MaxConnLifetime / 10
 	pc.HealthCheckPeriod = p.cfg.HealthCheckPeriod
 	pc.ConnConfig.RuntimeParams["application_name"] = p.cfg.AppName
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		// Neither connect_timeout in the URL nor PGCONNECT_TIMEOUT: pgx
+		// would wait for ever on a server or pooler that accepts TCP and
+		// never answers, and pgxpool keeps connecting after the caller
+		// has gone, so every slot of the route would stay "opening".
+		pc.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	if name == Pooled {
 		switch {
 		case p.cfg.ExecMode != 0:
@@ -132,9 +147,10 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	r := &route{
 		name:           name,
 		mode:           d.mode,
-		gate:           newGate(max),
+		gate:           newGate(max, p.closing),
 		acquireTimeout: p.cfg.AcquireTimeout,
 		log:            p.log.With(zap.Stringer("route", name)),
+		closing:        p.closing,
 		bg:             &p.bg,
 		maxIdle:        p.cfg.MaxConnIdleTime,
 	}
@@ -153,9 +169,10 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	return r, nil
 }
 
-// acquire gets a connection, waiting while the server is full. Gated
-// callers (every method but Acquire) also hold a place in the route's gate
-// until they release.
+// acquire gets a connection, waiting while the server is full or coming
+// back. Gated callers (every method but Acquire) also hold a place in the
+// route's gate until they release. Once the Pool closes, every waiter gets
+// ErrClosed.
 func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) {
 	r.routed.Add(1)
 	if r.acquireTimeout > 0 {
@@ -169,12 +186,15 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		// Waiting would only end with the context: nothing will be given back.
 		return nil, fmt.Errorf("pool: %s route: all %d of its connections (MaxDirectConns) are held by the listener; set %s to 2 or more", r.name, r.gate.max, EnvMaxDirectConns)
 	}
-	var last *pgconn.PgError
-	attempts := 0
+	var (
+		last     *pgconn.PgError
+		lastKind connErrKind
+		attempts int
+	)
 	for {
 		if gated {
 			if err := r.gate.enter(ctx); err != nil {
-				return nil, r.giveUp(err, last, attempts)
+				return nil, r.giveUp(err, lastKind, last, attempts)
 			}
 		}
 		c, err := r.pool.Acquire(ctx)
@@ -187,33 +207,61 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		if gated {
 			r.gate.leave()
 		}
+		if r.isClosing() {
+			// pgxpool cancels connects in flight when it closes; the
+			// caller's answer is that the pool closed, not their error.
+			return nil, ErrClosed
+		}
 		if ctx.Err() != nil {
-			return nil, r.giveUp(ctx.Err(), last, attempts)
+			return nil, r.giveUp(ctx.Err(), lastKind, last, attempts)
 		}
 		kind, pgErr := classifyConnErr(err)
-		if kind != serverFull {
+		if kind != serverFull && kind != transient {
 			return nil, wrapAcquireErr(r, err)
 		}
 		attempts++
-		last = pgErr
+		last, lastKind = pgErr, kind
 		r.retried.Add(1)
 		held := r.established()
-		r.gate.full(held)
-		if attempts == 1 {
-			r.log.Warn("supapool: server full; waiting for a connection this route holds",
-				zap.String("sqlstate", pgErr.Code), zap.String("message", pgErr.Message), zap.Int32("held", held))
+		if kind == serverFull {
+			r.gate.full(held)
 		}
-		if held == 0 || !gated || r.gate.wouldAdmit() {
+		if attempts == 1 {
+			msg := "supapool: server full; waiting for a connection this route holds"
+			if kind == transient {
+				msg = "supapool: server not accepting connections yet; retrying"
+			}
+			r.log.Warn(msg, zap.String("sqlstate", pgErr.Code), zap.String("message", pgErr.Message), zap.Int32("held", held))
+		}
+		if kind == transient || held == 0 || !gated || r.gate.wouldAdmit() {
 			// Nothing of ours to wait for: back off with jitter so many
 			// instances don't retry in step.
 			d := time.Duration(min(attempts, 6)) * 10 * time.Millisecond
+			if kind == transient {
+				d *= 5
+			}
 			d += rand.N(d)
+			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
-				return nil, r.giveUp(ctx.Err(), last, attempts)
-			case <-time.After(d):
+				t.Stop()
+				return nil, r.giveUp(ctx.Err(), lastKind, last, attempts)
+			case <-r.closing:
+				t.Stop()
+				return nil, ErrClosed
+			case <-t.C:
 			}
 		}
+	}
+}
+
+// isClosing reports whether the Pool is closing.
+func (r *route) isClosing() bool {
+	select {
+	case <-r.closing:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -224,21 +272,58 @@ func (r *route) established() int32 {
 	return st.AcquiredConns() + st.IdleConns()
 }
 
-func (r *route) giveUp(err error, last *pgconn.PgError, attempts int) error {
-	if last == nil {
+// giveUp is the error of a caller whose wait ended: ErrClosed when the
+// Pool closed, a ServerFullError when the server or pooler was refusing
+// clients, and otherwise the context's error, with the pooler's last word
+// when it was coming back.
+func (r *route) giveUp(err error, kind connErrKind, last *pgconn.PgError, attempts int) error {
+	switch {
+	case errors.Is(err, ErrClosed):
+		return ErrClosed
+	case last == nil:
 		return fmt.Errorf("pool: %s route: acquire: %w", r.name, err)
+	case kind == transient:
+		return fmt.Errorf("pool: %s route: server not accepting connections after %d attempts (SQLSTATE %s: %s): %w", r.name, attempts, last.Code, last.Message, err)
 	}
 	r.serverFull.Add(1)
 	return &ServerFullError{Route: r.name, Code: last.Code, Message: last.Message, Retries: attempts, Err: err}
 }
 
-// release gives back a connection a gated caller borrowed.
+// release gives back a connection a gated caller borrowed, and its place
+// in the gate.
 func (r *route) release(c *pgxpool.Conn) {
 	c.Release()
+	r.left()
+}
+
+// left gives back a gated caller's place once its connection is back.
+func (r *route) left() {
 	r.gate.leave()
 	if r.yield.after > 0 && !r.yield.armed.Load() && r.idleGate() {
 		r.quiet()
 	}
+}
+
+// run borrows a connection for one call and gives it back in defer, so a
+// panic in f gives it back too. A call that failed on a stale statement
+// description (see stale.go) runs once more, on a connection that
+// predates no schema change.
+func (r *route) run(ctx context.Context, f func(*pgxpool.Conn) error) error {
+	err := r.runOnce(ctx, f)
+	if isStale(err) {
+		r.gens.staleSeen()
+		err = r.runOnce(ctx, f)
+	}
+	return err
+}
+
+func (r *route) runOnce(ctx context.Context, f func(*pgxpool.Conn) error) error {
+	c, err := r.acquire(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer r.release(c)
+	return f(c)
 }
 
 func (p *Pool) routeFor(r Route) (*route, error) {

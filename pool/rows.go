@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -10,13 +9,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// The wrappers below give a borrowed connection back (and the caller's
-// place in the route's gate) exactly once, when the result is done with,
-// as pgxpool's own wrappers do.
-
+// poolRows are the rows of Pool.Query. They hold their connection (and
+// the caller's place in the route's gate) until they are closed or fully
+// read, and give it back exactly once, as pgxpool's rows do.
 type poolRows struct {
 	pgx.Rows
-	c *pgxpool.Conn
+	c *pgxpool.Conn // nil once given back
 	r *route
 	// Kept to run the query again once if the first run failed on a
 	// stale description, which happens before any row arrives.
@@ -25,6 +23,18 @@ type poolRows struct {
 	args    []any
 	gotRows bool
 	retried bool
+}
+
+// start sends the query on the connection rs holds; on error the
+// connection goes back.
+func (rs *poolRows) start() error {
+	rows, err := rs.c.Query(rs.ctx, rs.sql, rs.args...)
+	if err != nil {
+		rs.giveBack()
+		return err
+	}
+	rs.Rows = rows
+	return nil
 }
 
 func (rs *poolRows) Next() bool {
@@ -41,29 +51,32 @@ func (rs *poolRows) Next() bool {
 			rs.Rows = errRows{err}
 			return false
 		}
-		rows, err := c.Query(rs.ctx, rs.sql, rs.args...)
-		if err != nil {
-			rs.r.release(c)
+		rs.c = c
+		if err := rs.start(); err != nil {
 			rs.Rows = errRows{err}
 			return false
 		}
-		rs.Rows, rs.c = rows, c
 		return rs.Next()
 	}
 	return false
 }
 
 func (rs *poolRows) Close() {
+	defer rs.giveBack()
 	rs.Rows.Close()
+}
+
+func (rs *poolRows) giveBack() {
 	if rs.c != nil {
-		rs.r.release(rs.c)
+		c := rs.c
 		rs.c = nil
+		rs.r.release(c)
 	}
 }
 
+// poolRow is the row of Pool.QueryRow: Scan borrows a connection, runs
+// the query and gives the connection back, in defer.
 type poolRow struct {
-	row  pgx.Row
-	c    *pgxpool.Conn
 	r    *route
 	ctx  context.Context
 	sql  string
@@ -71,108 +84,9 @@ type poolRow struct {
 }
 
 func (pr *poolRow) Scan(dest ...any) error {
-	err := pr.row.Scan(dest...)
-	if pr.c != nil {
-		pr.r.release(pr.c)
-		pr.c = nil
-	}
-	if isStale(err) {
-		pr.r.gens.staleSeen()
-		c, aerr := pr.r.acquire(pr.ctx, true)
-		if aerr != nil {
-			return aerr
-		}
-		err = c.QueryRow(pr.ctx, pr.sql, pr.args...).Scan(dest...)
-		pr.r.release(c)
-	}
-	return err
-}
-
-type poolBatch struct {
-	pgx.BatchResults
-	c *pgxpool.Conn
-	r *route
-}
-
-func (b *poolBatch) Close() error {
-	err := b.BatchResults.Close()
-	if b.c != nil {
-		b.r.release(b.c)
-		b.c = nil
-	}
-	return err
-}
-
-type poolTx struct {
-	pgx.Tx
-	c    *pgxpool.Conn
-	r    *route
-	pool *Pool
-}
-
-// check refuses session statements in a transaction on the pooled route,
-// where their state would outlive the transaction on a shared server
-// connection.
-func (t *poolTx) check(sql string) error {
-	if t.r.name != Pooled {
-		return nil
-	}
-	if err := routeQuery(sql); err != nil {
-		t.pool.refused.Add(1)
-		return err
-	}
-	return nil
-}
-
-func (t *poolTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := t.check(sql); err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	return t.Tx.Exec(ctx, sql, args...)
-}
-
-func (t *poolTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := t.check(sql); err != nil {
-		return errRows{err}, err
-	}
-	return t.Tx.Query(ctx, sql, args...)
-}
-
-func (t *poolTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := t.check(sql); err != nil {
-		return errRow{err}
-	}
-	return t.Tx.QueryRow(ctx, sql, args...)
-}
-
-func (t *poolTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	for _, q := range b.QueuedQueries {
-		if err := t.check(q.SQL); err != nil {
-			return errBatch{err}
-		}
-	}
-	return t.Tx.SendBatch(ctx, b)
-}
-
-func (t *poolTx) Commit(ctx context.Context) error {
-	err := t.Tx.Commit(ctx)
-	t.done()
-	return err
-}
-
-func (t *poolTx) Rollback(ctx context.Context) error {
-	err := t.Tx.Rollback(ctx)
-	if !errors.Is(err, pgx.ErrTxClosed) {
-		t.done()
-	}
-	return err
-}
-
-func (t *poolTx) done() {
-	if t.c != nil {
-		t.r.release(t.c)
-		t.c = nil
-	}
+	return pr.r.run(pr.ctx, func(c *pgxpool.Conn) error {
+		return c.QueryRow(pr.ctx, pr.sql, pr.args...).Scan(dest...)
+	})
 }
 
 type errRow struct{ err error }
@@ -191,11 +105,3 @@ func (e errRows) Values() ([]any, error)                     { return nil, e.err
 func (e errRows) RawValues() [][]byte                        { return nil }
 func (e errRows) Conn() *pgx.Conn                            { return nil }
 func (e errRows) TypeMap() *pgtype.Map                       { return nil }
-
-type errBatch struct{ err error }
-
-func (e errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, e.err }
-func (e errBatch) Query() (pgx.Rows, error)         { return errRows(e), e.err }
-func (e errBatch) QueryRow() pgx.Row                { return errRow(e) }
-func (e errBatch) Close() error                     { return e.err }
-func (e errBatch) Tx() pgx.Tx                       { return nil }

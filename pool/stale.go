@@ -23,17 +23,23 @@ import (
 // each of them fail one caller.
 
 // isStale reports whether err says a cached statement description no
-// longer matches the schema.
+// longer matches the schema. Only the protocol step that failed before the
+// statement ran counts (PostgreSQL names it in the error's routine field:
+// PortalSetResultFormat, or exec_bind_message in other versions, for the
+// result formats; RevalidateCachedQuery for the cached plan), never user
+// code that raises the same SQLSTATE and text, so
+// a statement that ran is never run again.
 func isStale(err error) bool {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
+	if err == nil || !errors.As(err, &pgErr) {
 		return false
 	}
 	switch pgErr.Code {
 	case "08P01":
-		return strings.Contains(pgErr.Message, "result formats but query has")
+		return (pgErr.Routine == "PortalSetResultFormat" || pgErr.Routine == "exec_bind_message") &&
+			strings.Contains(pgErr.Message, "result formats but query has")
 	case "0A000":
-		return strings.Contains(pgErr.Message, "cached plan must not change result type")
+		return pgErr.Routine == "RevalidateCachedQuery" && strings.Contains(pgErr.Message, "cached plan must not change result type")
 	}
 	return false
 }
