@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"net"
 	"strings"
@@ -361,3 +362,78 @@ func TestServerFullBacksOff(t *testing.T) {
 	assert.Positive(t, retried)
 	assert.Less(t, retried, int64(60))
 }
+
+// Close while callers wait (in the gate, on a full server, or for
+// pgxpool's last slot) gives every one of them ErrClosed.
+func TestCloseWhileCallersWait(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.NewT(t, testbed.Options{MaxConnections: 8, NoPooler: true})
+	ctx := testCtx(t)
+	p, err := pool.New(ctx, pool.Config{AppName: appName(t), DirectURL: bed.DirectURL, MaxConns: 3})
+	require.NoError(t, err)
+	defer p.Close()
+	held, err := p.Acquire(ctx, pool.Pooled)
+	require.NoError(t, err)
+	fillServer(t, ctx, bed)
+
+	const callers = 6
+	errs := make(chan error, callers)
+	for i := 0; i < callers; i++ {
+		go func() {
+			_, err := p.Exec(ctx, "select 1")
+			errs <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return p.Stat().Pooled.Retried > 0 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	held.Release()
+	for i := 0; i < callers; i++ {
+		assert.ErrorIs(t, <-errs, pool.ErrClosed)
+	}
+	<-closed
+}
+
+// A panic while a call holds a connection (here in a value's encoder)
+// gives the connection and its gate place back.
+func TestPanicGivesTheConnectionBack(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxConns = 1; c.MaxDirectConns = 1 })
+	calls := map[string]func(){
+		"Exec":     func() { _, _ = p.Exec(ctx, "select $1::text", panicky{}) },
+		"QueryRow": func() { _ = p.QueryRow(ctx, "select $1::text", panicky{}).Scan(new(string)) },
+		"Query": func() {
+			rows, err := p.Query(ctx, "select 'x'")
+			if err == nil {
+				defer rows.Close()
+				for rows.Next() {
+					_ = rows.Scan(panickyScanner{})
+					panic("boom")
+				}
+			}
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			func() {
+				defer func() { assert.NotNil(t, recover(), "the call panics") }()
+				call()
+			}()
+			short, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			var one int
+			require.NoError(t, p.QueryRow(short, "select 1").Scan(&one), "the route's only place was given back")
+			assert.Zero(t, p.Stat().Pooled.AcquiredConns)
+		})
+	}
+}
+
+type panicky struct{}
+
+type panickyScanner struct{}
+
+func (panickyScanner) Scan(any) error { return nil }
+
+func (panicky) Value() (driver.Value, error) { panic("boom") }

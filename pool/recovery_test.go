@@ -132,3 +132,70 @@ func TestPoolRecoversFromRestartsUnderLoad(t *testing.T) {
 	assert.LessOrEqual(t, st.Pooled.TotalConns, st.Pooled.MaxConns)
 	assert.LessOrEqual(t, st.Direct.TotalConns, st.Direct.MaxConns)
 }
+
+// A pooler that accepts TCP and never answers must not pin the route:
+// each connection attempt ends at the connect timeout (10s by default,
+// connect_timeout in the URL wins), so once the pooler answers again calls
+// succeed, although callers gave up meanwhile.
+func TestHungPoolerDoesNotPinTheRoute(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		name  string
+		param string
+		wait  time.Duration // how long the first call after recovery may take
+	}{
+		{"default connect timeout", "", 40 * time.Second},
+		{"connect_timeout in the URL", "&connect_timeout=1", 8 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy, pooled := newHangProxy(t, bed.PooledURL)
+			proxy.setHang(true)
+			p := newPool(t, bed, func(c *pool.Config) { c.PooledURL = pooled + tc.param; c.MaxConns = 1 })
+			var wg sync.WaitGroup
+			for i := 0; i < 6; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+					defer cancel()
+					_, err := p.Exec(short, "select 1")
+					assert.ErrorIs(t, err, context.DeadlineExceeded)
+				}()
+			}
+			wg.Wait()
+			proxy.setHang(false)
+			wctx, cancel := context.WithTimeout(ctx, tc.wait)
+			defer cancel()
+			_, err := p.Exec(wctx, "select 1")
+			require.NoError(t, err, "the route recovers once the pooler answers")
+		})
+	}
+}
+
+// PgBouncer's PAUSE: connections are accepted and queries wait. Callers
+// whose contexts end get their error, and calls succeed after RESUME.
+func TestPausedPoolerRecovers(t *testing.T) {
+	bed := testbed.NewT(t, testbed.Options{})
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxConns = 2 })
+	require.NoError(t, p.Ping(ctx))
+	testbed.Fault(t, bed.PausePooler(ctx))
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			_, err := p.Exec(short, "select 1")
+			assert.Error(t, err)
+		}()
+	}
+	wg.Wait()
+	testbed.Fault(t, bed.ResumePooler(ctx))
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err := p.Exec(wctx, "select 1")
+	require.NoError(t, err)
+}

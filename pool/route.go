@@ -115,10 +115,11 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	pc.HealthCheckPeriod = p.cfg.HealthCheckPeriod
 	pc.ConnConfig.RuntimeParams["application_name"] = p.cfg.AppName
 	if pc.ConnConfig.ConnectTimeout == 0 {
-		// Neither connect_timeout in the URL nor PGCONNECT_TIMEOUT: pgx
-		// would wait for ever on a server or pooler that accepts TCP and
-		// never answers, and pgxpool keeps connecting after the caller
-		// has gone, so every slot of the route would stay "opening".
+		// Neither connect_timeout in the URL nor PGCONNECT_TIMEOUT.
+		// pgxpool keeps connecting after the caller has gone, for up to
+		// two minutes of its own, so a server or pooler that accepts TCP
+		// and never answers would keep every slot of the route "opening"
+		// that long after it recovered.
 		pc.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	if name == Pooled {

@@ -79,3 +79,45 @@ func TestSchemaChangeDoesNotFailCallers(t *testing.T) {
 		})
 	}
 }
+
+// The stale retry runs a statement again only when PostgreSQL's protocol
+// step failed before it ran. User code raising the same SQLSTATE and text
+// ran once and is never run again.
+func TestStaleRetryIgnoresUserRaisedErrors(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, nil)
+	table := fmt.Sprintf("raise_%d", time.Now().UnixNano())
+	// A sequence counts the runs: nextval is not rolled back with the
+	// failed statement.
+	_, err := p.Exec(ctx, "create sequence "+table)
+	require.NoError(t, err)
+	fn := table + "_f"
+	_, err = p.Exec(ctx, `create function `+fn+`(code text, msg text) returns int language plpgsql as $$
+		begin perform nextval('`+table+`'); raise exception using errcode = code, message = msg; end $$`)
+	require.NoError(t, err)
+	for _, tc := range []struct{ code, msg string }{
+		{"08P01", "bind message has 2 result formats but query has 3 columns"},
+		{"0A000", "cached plan must not change result type"},
+	} {
+		for name, call := range map[string]func() error{
+			"Exec":     func() error { _, err := p.Exec(ctx, "select "+fn+"($1, $2)", tc.code, tc.msg); return err },
+			"QueryRow": func() error { return p.QueryRow(ctx, "select "+fn+"($1, $2)", tc.code, tc.msg).Scan(new(int)) },
+			"Query": func() error {
+				rows, _ := p.Query(ctx, "select "+fn+"($1, $2)", tc.code, tc.msg)
+				for rows.Next() {
+				}
+				return rows.Err()
+			},
+		} {
+			t.Run(tc.code+" "+name, func(t *testing.T) {
+				var before, after int64
+				require.NoError(t, p.QueryRow(ctx, "select nextval('"+table+"')").Scan(&before))
+				require.Error(t, call())
+				require.NoError(t, p.QueryRow(ctx, "select nextval('"+table+"')").Scan(&after))
+				assert.Equal(t, int64(2), after-before, "the statement ran exactly once")
+				assert.Zero(t, p.Stat().Pooled.StaleRetries, "user code's error is not a stale description")
+			})
+		}
+	}
+}
