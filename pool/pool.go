@@ -128,11 +128,7 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 	if err := p.allow(p.pooled, sql); err != nil {
 		return errRows{err}, err
 	}
-	c, err := p.pooled.acquire(ctx, true)
-	if err != nil {
-		return errRows{err}, err
-	}
-	rs := &poolRows{c: c, r: p.pooled, ctx: ctx, sql: sql, args: args}
+	rs := &poolRows{r: p.pooled, ctx: ctx, sql: sql, args: args}
 	if err := rs.start(); err != nil {
 		return errRows{err}, err
 	}
@@ -219,21 +215,14 @@ func (p *Pool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.acquire(ctx, true)
+	var t pgx.Tx
+	c, err := r.borrow(ctx, func(c *pgxpool.Conn) (err error) {
+		t, err = c.BeginTx(ctx, opts)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			r.release(c)
-		}
-	}()
-	t, err := c.BeginTx(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	ok = true
 	return p.newTx(t, c, r), nil
 }
 

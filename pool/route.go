@@ -187,15 +187,11 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		// Waiting would only end with the context: nothing will be given back.
 		return nil, fmt.Errorf("pool: %s route: all %d of its connections (MaxDirectConns) are held by the listener; set %s to 2 or more", r.name, r.gate.max, EnvMaxDirectConns)
 	}
-	var (
-		last     *pgconn.PgError
-		lastKind connErrKind
-		attempts int
-	)
+	var w refusals
 	for {
 		if gated {
 			if err := r.gate.enter(ctx); err != nil {
-				return nil, r.giveUp(err, lastKind, last, attempts)
+				return nil, r.giveUp(err, &w)
 			}
 		}
 		c, err := r.pool.Acquire(ctx)
@@ -214,46 +210,83 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			return nil, ErrClosed
 		}
 		if ctx.Err() != nil {
-			return nil, r.giveUp(ctx.Err(), lastKind, last, attempts)
+			return nil, r.giveUp(ctx.Err(), &w)
 		}
 		kind, pgErr := classifyConnErr(err)
 		if kind != serverFull && kind != transient {
 			return nil, wrapAcquireErr(r, err)
 		}
-		attempts++
-		last, lastKind = pgErr, kind
-		r.retried.Add(1)
-		held := r.established()
-		if kind == serverFull {
-			r.gate.full(held)
-		}
-		if attempts == 1 {
-			msg := "supapool: server full; waiting for a connection this route holds"
-			if kind == transient {
-				msg = "supapool: server not accepting connections yet; retrying"
-			}
-			r.log.Warn(msg, zap.String("sqlstate", pgErr.Code), zap.String("message", pgErr.Message), zap.Int32("held", held))
-		}
-		if kind == transient || held == 0 || !gated || r.gate.wouldAdmit() {
-			// Nothing of ours to wait for: back off with jitter so many
-			// instances don't retry in step.
-			d := time.Duration(min(attempts, 6)) * 10 * time.Millisecond
-			if kind == transient {
-				d *= 5
-			}
-			d += rand.N(d)
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, r.giveUp(ctx.Err(), lastKind, last, attempts)
-			case <-r.closing:
-				t.Stop()
-				return nil, ErrClosed
-			case <-t.C:
-			}
+		if err := r.refused(ctx, &w, kind, pgErr, gated); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// refusals is what one caller has been told while waiting.
+type refusals struct {
+	last *pgconn.PgError
+	kind connErrKind
+	n    int
+}
+
+// refused is the one place a refusal is waited for, whether it came at
+// connect or, through PgBouncer, as the answer to a call's first
+// statement: it counts the refusal, lowers the cap when the server is
+// full, logs the first, and backs off when nothing the route holds will be
+// given back. It returns the caller's error once the wait must end.
+func (r *route) refused(ctx context.Context, w *refusals, kind connErrKind, pgErr *pgconn.PgError, gated bool) error {
+	w.n++
+	w.last, w.kind = pgErr, kind
+	r.retried.Add(1)
+	held := r.established()
+	if kind == serverFull {
+		r.gate.full(held)
+	}
+	if w.n == 1 {
+		msg := "supapool: server full; waiting for a connection this route holds"
+		if kind == transient {
+			msg = "supapool: server not accepting connections yet; retrying"
+		}
+		r.log.Warn(msg, zap.String("sqlstate", pgErr.Code), zap.String("message", pgErr.Message), zap.Int32("held", held))
+	}
+	if kind == transient || held == 0 || !gated || r.gate.wouldAdmit() {
+		// Nothing of ours to wait for: back off with jitter so many
+		// instances don't retry in step.
+		d := time.Duration(min(w.n, 6)) * 10 * time.Millisecond
+		if kind == transient {
+			d *= 5
+		}
+		d += rand.N(d)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return r.giveUp(ctx.Err(), w)
+		case <-r.closing:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+	if ctx.Err() != nil {
+		return r.giveUp(ctx.Err(), w)
+	}
+	return nil
+}
+
+// refusedBeforeRun reports a pooler's refusal that arrived as the answer
+// to a call's first statement: PgBouncer logs a client in without a server
+// connection and relays the server's "too many clients" (or its own "server
+// login has been failing") when the statement needs one, as FATAL, before
+// the statement reached any server. The call can run again safely.
+func refusedBeforeRun(err error) (connErrKind, *pgconn.PgError, bool) {
+	if err == nil {
+		return otherErr, nil, false
+	}
+	kind, pgErr := classifyConnErr(err)
+	if pgErr == nil || pgErr.Severity != "FATAL" || (kind != serverFull && kind != transient) {
+		return kind, pgErr, false
+	}
+	return kind, pgErr, true
 }
 
 // isClosing reports whether the Pool is closing.
@@ -277,17 +310,17 @@ func (r *route) established() int32 {
 // Pool closed, a ServerFullError when the server or pooler was refusing
 // clients, and otherwise the context's error, with the pooler's last word
 // when it was coming back.
-func (r *route) giveUp(err error, kind connErrKind, last *pgconn.PgError, attempts int) error {
+func (r *route) giveUp(err error, w *refusals) error {
 	switch {
 	case errors.Is(err, ErrClosed):
 		return ErrClosed
-	case last == nil:
+	case w.last == nil:
 		return fmt.Errorf("pool: %s route: acquire: %w", r.name, err)
-	case kind == transient:
-		return fmt.Errorf("pool: %s route: server not accepting connections after %d attempts (SQLSTATE %s: %s): %w", r.name, attempts, last.Code, last.Message, err)
+	case w.kind == transient:
+		return fmt.Errorf("pool: %s route: server not accepting connections after %d attempts (SQLSTATE %s: %s): %w", r.name, w.n, w.last.Code, w.last.Message, err)
 	}
 	r.serverFull.Add(1)
-	return &ServerFullError{Route: r.name, Code: last.Code, Message: last.Message, Retries: attempts, Err: err}
+	return &ServerFullError{Route: r.name, Code: w.last.Code, Message: w.last.Message, Retries: w.n, Err: err}
 }
 
 // release gives back a connection a gated caller borrowed, and its place
@@ -308,14 +341,26 @@ func (r *route) left() {
 // run borrows a connection for one call and gives it back in defer, so a
 // panic in f gives it back too. A call that failed on a stale statement
 // description (see stale.go) runs once more, on a connection that
-// predates no schema change.
+// predates no schema change; one that a pooler refused before it ran
+// waits as a refused connect does.
 func (r *route) run(ctx context.Context, f func(*pgxpool.Conn) error) error {
-	err := r.runOnce(ctx, f)
-	if isStale(err) {
-		r.gens.staleSeen()
-		err = r.runOnce(ctx, f)
+	var w refusals
+	stale := false
+	for {
+		err := r.runOnce(ctx, f)
+		if isStale(err) && !stale {
+			stale = true
+			r.gens.staleSeen()
+			continue
+		}
+		if kind, pgErr, ok := refusedBeforeRun(err); ok {
+			if werr := r.refused(ctx, &w, kind, pgErr, true); werr != nil {
+				return werr
+			}
+			continue
+		}
+		return err
 	}
-	return err
 }
 
 func (r *route) runOnce(ctx context.Context, f func(*pgxpool.Conn) error) error {
@@ -325,6 +370,44 @@ func (r *route) runOnce(ctx context.Context, f func(*pgxpool.Conn) error) error 
 	}
 	defer r.release(c)
 	return f(c)
+}
+
+// borrow gets a connection for a call that keeps it (Query's rows, a
+// transaction) and runs the call's first step on it. The connection goes
+// back if that step fails or panics; a pooler's refusal before the step
+// ran is waited for as a refused connect is.
+func (r *route) borrow(ctx context.Context, first func(*pgxpool.Conn) error) (*pgxpool.Conn, error) {
+	var w refusals
+	for {
+		c, err := r.acquire(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		if err = r.start(c, first); err == nil {
+			return c, nil
+		}
+		kind, pgErr, ok := refusedBeforeRun(err)
+		if !ok {
+			return nil, err
+		}
+		if werr := r.refused(ctx, &w, kind, pgErr, true); werr != nil {
+			return nil, werr
+		}
+	}
+}
+
+// start runs first on c and gives c back unless it succeeds.
+func (r *route) start(c *pgxpool.Conn, first func(*pgxpool.Conn) error) (err error) {
+	ok := false
+	defer func() {
+		if !ok {
+			r.release(c)
+		}
+	}()
+	if err = first(c); err == nil {
+		ok = true
+	}
+	return err
 }
 
 func (p *Pool) routeFor(r Route) (*route, error) {

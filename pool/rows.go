@@ -25,33 +25,35 @@ type poolRows struct {
 	retried bool
 }
 
-// start sends the query on the connection rs holds; on error the
-// connection goes back.
+// start borrows a connection and sends the query on it.
 func (rs *poolRows) start() error {
-	rows, err := rs.c.Query(rs.ctx, rs.sql, rs.args...)
+	c, err := rs.r.borrow(rs.ctx, func(c *pgxpool.Conn) (err error) {
+		rs.Rows, err = c.Query(rs.ctx, rs.sql, rs.args...)
+		return err
+	})
 	if err != nil {
-		rs.giveBack()
 		return err
 	}
-	rs.Rows = rows
+	rs.c = c
 	return nil
 }
 
+// Next reads the next row. A query whose first result says its cached
+// description went stale (or that a pooler refused it) before any row
+// arrived runs once more on a fresh connection.
 func (rs *poolRows) Next() bool {
 	if rs.Rows.Next() {
 		rs.gotRows = true
 		return true
 	}
 	rs.Close()
-	if !rs.gotRows && !rs.retried && isStale(rs.Rows.Err()) {
+	err := rs.Rows.Err()
+	_, _, refused := refusedBeforeRun(err)
+	if !rs.gotRows && !rs.retried && (isStale(err) || refused) {
 		rs.retried = true
-		rs.r.gens.staleSeen()
-		c, err := rs.r.acquire(rs.ctx, true)
-		if err != nil {
-			rs.Rows = errRows{err}
-			return false
+		if isStale(err) {
+			rs.r.gens.staleSeen()
 		}
-		rs.c = c
 		if err := rs.start(); err != nil {
 			rs.Rows = errRows{err}
 			return false
