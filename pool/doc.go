@@ -28,11 +28,18 @@
 // Query, QueryRow, Exec, SendBatch and CopyFrom have pgxpool.Pool's
 // signatures and use the pooled route; a statement there that needs a
 // session (LISTEN, SET, PREPARE, session advisory locks, ...) fails with
-// [ErrSessionStatement] and a hint instead of breaking silently. Begin goes
-// to Config.TxRoute (Direct by default), Acquire(ctx, route) hands out a
-// connection of either route for session work, and DirectDB gives
-// database/sql for migration tools. route.go is the one place that decides
-// where a call goes.
+// [ErrSessionStatement] and a hint instead of breaking silently. Begin (and a
+// batch that begins a transaction) goes to Config.TxRoute (Direct by
+// default); every handle a pooled transaction hands out (savepoints, batches,
+// Prepare) refuses what the pooled route refuses. Acquire(ctx, route) hands
+// out a connection of either route for session work, and DirectDB gives
+// database/sql for migration tools, through the direct route's cap and gate.
+// route.go is the one place that decides where a call goes; classify.go is
+// the SQL scanner behind the refusals.
+//
+// Nothing waits for ever: each connection attempt is bounded (10 s unless
+// the URL sets connect_timeout), callers wait for a full server only within
+// their context, and Close answers every waiting caller with [ErrClosed].
 //
 // [Pool.Listener] delivers notifications over one direct connection that
 // reconnects by itself and reports what it could not deliver; [Pool.Notify]
