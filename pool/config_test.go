@@ -83,7 +83,7 @@ func TestParseDSNErrors(t *testing.T) {
 func TestRedact(t *testing.T) {
 	assert.Equal(t, "postgres://u:xxxxx@h:5432/db?sslmode=require", Redact("postgres://u:"+secret+"@h:5432/db?sslmode=require"))
 	assert.Equal(t, "postgres://h/db?password=xxxxx", Redact("postgres://h/db?password="+secret))
-	assert.Equal(t, "(unparseable connection string)", Redact("host=h password="+secret))
+	assert.Equal(t, "host=h password=xxxxx", Redact("host=h password="+secret))
 }
 
 // No error or redacted string may ever contain the password, whatever the
@@ -153,8 +153,8 @@ func TestConfigFromLookup(t *testing.T) {
 		r, err := c.resolve()
 		require.NoError(t, err)
 		assert.Equal(t, "web", r.AppName)
-		assert.Equal(t, DefaultMaxConns, r.MaxConns)
-		assert.Equal(t, DefaultMaxDirectConns, r.MaxDirectConns)
+		assert.Equal(t, defaultMaxConns, r.MaxConns)
+		assert.Equal(t, defaultMaxDirectConns, r.MaxDirectConns)
 		assert.Equal(t, Direct, r.TxRoute)
 		assert.Equal(t, TransactionPooler, r.pooled.mode)
 		assert.Equal(t, "default", r.maxConnsFrom)

@@ -36,8 +36,9 @@ type urlSplit struct {
 	// libpq and pgx read it (the first @ before any /), or -1.
 	userEnd int
 	// exact says that reading is unambiguous: net/url reads the same user
-	// information, every port is a number, and no @ is left in the host or
-	// the database name, where an unencoded password would strand one.
+	// information and no @ is left in the host; without user information,
+	// also every port is a number and no @ is in the database name, where a
+	// password with an unencoded / would strand its parts.
 	exact bool
 }
 
@@ -56,7 +57,15 @@ func splitURL(p string) urlSplit {
 	if end < 0 {
 		end = len(rest)
 	}
-	if hostport := rest[:end]; strings.Contains(hostport, "@") || !portsNumeric(hostport) {
+	if strings.Contains(rest[:end], "@") {
+		sp.exact = false
+	}
+	if sp.userEnd >= 0 {
+		return sp
+	}
+	// No user information as pgx reads it: a password with an unencoded /
+	// puts its start in the port and its @ in the database name.
+	if !portsNumeric(rest[:end]) {
 		sp.exact = false
 	}
 	if path, ok := strings.CutPrefix(rest[end:], "/"); ok {

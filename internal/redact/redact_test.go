@@ -210,3 +210,12 @@ func FuzzConnString(f *testing.F) {
 		}
 	})
 }
+
+func TestBadPortIsNotAPasswordProblem(t *testing.T) {
+	if Unencoded("postgres://u:" + pw + "@h:port/db") {
+		t.Error("a bad port after a clean user information is reported as an encoding problem")
+	}
+	if got := ConnString("postgres://u:" + pw + "@h:port/db"); got != "postgres://u:xxxxx@h:port/db" {
+		t.Errorf("ConnString = %q", got)
+	}
+}
