@@ -207,12 +207,12 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	var err error
 	if v := get(EnvPooledMode); v != "" {
 		if c.PooledMode, err = ParsePoolerMode(v); err != nil {
-			return Config{}, fmt.Errorf("pool: %s=%s, expected transaction, session or direct", EnvPooledMode, redact.Value(v))
+			return Config{}, fmt.Errorf("pool: %s, expected transaction, session or direct", setTo(EnvPooledMode, v))
 		}
 	}
 	if v := get(EnvTxRoute); v != "" {
 		if c.TxRoute, err = ParseRoute(v); err != nil {
-			return Config{}, fmt.Errorf("pool: %s=%s, expected pooled or direct", EnvTxRoute, redact.Value(v))
+			return Config{}, fmt.Errorf("pool: %s, expected pooled or direct", setTo(EnvTxRoute, v))
 		}
 	}
 	if c.AppName == "" {
@@ -235,12 +235,22 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || n < 1 {
-			return Config{}, fmt.Errorf("pool: %s=%s, expected a whole number of at least 1", v.name, redact.Value(s))
+			return Config{}, fmt.Errorf("pool: %s, expected a whole number of at least 1", setTo(v.name, s))
 		}
 		*v.dst = int32(n)
 		*v.from = v.name
 	}
 	return c, nil
+}
+
+// setTo says what variable name is set to: NAME="value" when the value
+// cannot hold a secret, and otherwise NAME holds a value that looks like a
+// connection string (or one that may hold a secret).
+func setTo(name, v string) string {
+	if shown := redact.Value(v); strings.HasPrefix(shown, `"`) {
+		return name + "=" + shown
+	}
+	return name + " holds " + redact.Value(v)
 }
 
 // checkAppName refuses an application name that looks like a connection

@@ -59,7 +59,10 @@ func ParsePoolerMode(s string) (PoolerMode, error) {
 	case "", "detect":
 		return DetectMode, nil
 	}
-	return DetectMode, fmt.Errorf("pool: unknown pooler mode %s, expected transaction, session or direct", redact.Value(s))
+	if shown := redact.Value(s); strings.HasPrefix(shown, `"`) {
+		return DetectMode, fmt.Errorf("pool: unknown pooler mode %s, expected transaction, session or direct", shown)
+	}
+	return DetectMode, fmt.Errorf("pool: the pooler mode is %s, expected transaction, session or direct", redact.Value(s))
 }
 
 // dsn is a connection string as pasted by a user, cleaned for pgx. It
@@ -105,7 +108,7 @@ func parseDSN(name, raw string) (dsn, error) {
 		return dsn{}, fmt.Errorf("pool: %s must start with postgres:// or postgresql://", name)
 	}
 	if redact.Unencoded(raw) {
-		return dsn{}, fmt.Errorf("pool: %s: %s", name, redact.EncodeHint)
+		return dsn{}, fmt.Errorf("pool: %s is not a valid URL: %s", name, redact.EncodeHint)
 	}
 	raw, socketDir := socketInHost(raw)
 	u, err := url.Parse(raw)
@@ -131,7 +134,7 @@ func parseDSN(name, raw string) (dsn, error) {
 	if v := q.Get("pgbouncer"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return dsn{}, fmt.Errorf("pool: %s: pgbouncer=%s, expected true or false", name, redact.Value(v))
+			return dsn{}, fmt.Errorf("pool: %s: %s, expected true or false", name, setTo("pgbouncer", v))
 		}
 		if b {
 			d.mode = TransactionPooler
@@ -140,14 +143,14 @@ func parseDSN(name, raw string) (dsn, error) {
 	if v := q.Get("connection_limit"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil || n < 1 {
-			return dsn{}, fmt.Errorf("pool: %s: connection_limit=%s, expected a whole number of at least 1", name, redact.Value(v))
+			return dsn{}, fmt.Errorf("pool: %s: %s, expected a whole number of at least 1", name, setTo("connection_limit", v))
 		}
 		d.connectionLimit = int32(n)
 	}
 	if v := q.Get("pool_timeout"); v != "" {
 		n, err := strconv.ParseFloat(v, 64)
 		if err != nil || n < 0 {
-			return dsn{}, fmt.Errorf("pool: %s: pool_timeout=%s, expected seconds (0 waits as long as the context allows)", name, redact.Value(v))
+			return dsn{}, fmt.Errorf("pool: %s: %s, expected seconds (0 waits as long as the context allows)", name, setTo("pool_timeout", v))
 		}
 		d.poolTimeout = time.Duration(n * float64(time.Second))
 	}

@@ -23,7 +23,22 @@ func schemeLen(s string) int {
 	return 0
 }
 
-func isKeywordValue(s string) bool { return schemeLen(s) == 0 && strings.Contains(s, "=") }
+// urlStart returns where the part of a URL after "scheme://" begins, or 0
+// for a string that is not a URL. A string is a URL when it starts with a
+// scheme, or when "://" comes before its first = (a malformed scheme still
+// makes a URL, not a keyword/value string).
+func urlStart(s string) int {
+	if n := schemeLen(s); n > 0 {
+		return n
+	}
+	i := strings.Index(s, "://")
+	if eq := strings.IndexByte(s, '='); i < 0 || (eq >= 0 && eq < i) {
+		return 0
+	}
+	return i + 3
+}
+
+func isKeywordValue(s string) bool { return urlStart(s) == 0 && strings.Contains(s, "=") }
 
 func isSecretKey(k string) bool {
 	k = strings.ToLower(strings.TrimSpace(k))
@@ -249,6 +264,12 @@ func maskKeywordValue(s string) (string, []string) {
 			}
 			continue
 		}
+		if i := strings.Index(raw, "://"); i >= 0 {
+			// A URL as a value still hides its password.
+			masked, more := maskURL(raw[i+3:])
+			raw = raw[:i+3] + masked
+			found = append(found, more...)
+		}
 		b.WriteString(raw)
 	}
 	return b.String(), found
@@ -291,7 +312,12 @@ func maskEmbedded(msg string) string {
 	}
 	var b strings.Builder
 	for i := 0; i < len(msg); {
-		if n := schemeLen(msg[i:]); n > 0 && (i == 0 || !isSchemeByte(msg[i-1])) {
+		n := 0
+		if i == 0 || !isSchemeByte(msg[i-1]) {
+			// Only where a word starts, so a long word is scanned once.
+			n = schemeLen(msg[i:])
+		}
+		if n > 0 {
 			end := i + n
 			for end < len(msg) && strings.IndexByte(spaces+"\"'`<>", msg[end]) < 0 {
 				end++

@@ -27,11 +27,10 @@ const EncodeHint = "the password must be percent-encoded (write @ / ? # % and sp
 // by [Unparseable].
 func ConnString(s string) string {
 	s = strings.TrimSpace(s)
-	switch {
+	switch n := urlStart(s); {
 	case s == "":
 		return ""
-	case schemeLen(s) > 0:
-		n := schemeLen(s)
+	case n > 0:
 		masked, _ := maskURL(s[n:])
 		return s[:n] + masked
 	case isKeywordValue(s):
@@ -47,9 +46,9 @@ func ConnString(s string) string {
 func Passwords(s string) []string {
 	s = strings.TrimSpace(s)
 	var found []string
-	switch {
-	case schemeLen(s) > 0:
-		_, found = maskURL(s[schemeLen(s):])
+	switch n := urlStart(s); {
+	case n > 0:
+		_, found = maskURL(s[n:])
 	case isKeywordValue(s):
 		_, found = maskKeywordValue(s)
 	}
