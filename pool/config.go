@@ -391,7 +391,7 @@ func searchPathError(field string, d dsn) error {
 	if !safeIdent(schema) {
 		schema = "<schema>"
 	}
-	return fmt.Errorf("pool: %s: %s= is sent as the search_path startup parameter, which PgBouncer and Supavisor reject; remove it and run ALTER ROLE <role> SET search_path = %s (the server applies it whenever the pooler opens a connection), or use schema-qualified names", field, d.searchPathFrom, schema)
+	return fmt.Errorf("pool: %s: %s= is sent as the search_path startup parameter, which PgBouncer and Supavisor reject; remove it and run ALTER ROLE <role> SET search_path = %s (the server applies it to each connection the pooler opens from then on), or use schema-qualified names", field, d.searchPathFrom, schema)
 }
 
 // safeIdent reports whether a search_path can be shown in an error as SQL.
