@@ -48,6 +48,9 @@ func TestParseDSN(t *testing.T) {
 		{"prisma schema becomes search_path", "postgres://u:pw@h/db?schema=app", NoPooler, 0, 0, "postgres://u:pw@h/db?search_path=app"},
 		{"vercel workaround param dropped", "postgres://u:pw@h/db?workaround=supabase-pooler.vercel", NoPooler, 0, 0, "postgres://u:pw@h/db"},
 		{"keyword form passes through", "host=h user=u password=pw dbname=db", NoPooler, 0, 0, "host=h user=u password=pw dbname=db"},
+		{"keyword form on the transaction pooler", "host=aws-0-eu-west-1.pooler.supabase.com port = 6543 user=postgres.ref password='p w'", TransactionPooler, 0, 0, ""},
+		{"socket directory as a parameter", "postgres://u:pw@/db?host=/run/postgresql", NoPooler, 0, 0, "postgres://u:pw@/db?host=%2Frun%2Fpostgresql"},
+		{"socket directory as the host", "postgres://u:pw@%2Frun%2Fpostgresql:5433/db", NoPooler, 0, 0, "postgres://u:pw@:5433/db?host=%2Frun%2Fpostgresql"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,7 +64,7 @@ func TestKeywordDSNErrorsHideThePassword(t *testing.T) {
 	}
 }
 
-func TestUnencodedPasswordErrors(t *testing.T) {
+func TestDSNUnencodedPassword(t *testing.T) {
 	for _, c := range []string{"/", "#", "?", "@", " ", "%", "/x@", "?a=b@"} {
 		raw := "postgres://u:pa" + c + secret + "@db.example.com:5432/db?sslmode=disable"
 		t.Run(c, func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestUnencodedPasswordErrors(t *testing.T) {
 	}
 }
 
-func TestQuotedURL(t *testing.T) {
+func TestDSNQuotedURL(t *testing.T) {
 	for _, raw := range []string{`"postgres://u:` + secret + `@h/db"`, `'postgres://u:` + secret + `@h/db'`, "`postgres://u:" + secret + "@h/db"} {
 		_, err := parseDSN("DATABASE_URL", raw)
 		require.Error(t, err)

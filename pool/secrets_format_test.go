@@ -71,7 +71,7 @@ func TestConfigFormatsRedacted(t *testing.T) {
 
 func TestConfigStringShowsFields(t *testing.T) {
 	cfg := secretConfig()
-	s := cfg.String()
+	s := fmt.Sprint(cfg)
 	for _, want := range []string{
 		"AppName:web",
 		"DirectURL:postgres://postgres:xxxxx@db.ref.supabase.co:5432/postgres?sslmode=require",
@@ -94,15 +94,15 @@ func TestConfigStringShowsFields(t *testing.T) {
 	}
 	assert.Contains(t, fmt.Sprintf("%d", cfg), "%!d(pool.Config={AppName:web")
 
-	var zero pool.Config
-	assert.Contains(t, zero.String(), "DirectURL: PooledURL: PooledMode:detect")
-	assert.Contains(t, zero.String(), "TxRoute:default")
-	assert.Contains(t, zero.String(), "Logger:unset")
+	zero := fmt.Sprint(pool.Config{})
+	assert.Contains(t, zero, "DirectURL: PooledURL: PooledMode:detect")
+	assert.Contains(t, zero, "TxRoute:default")
+	assert.Contains(t, zero, "Logger:unset")
 }
 
 // A field added to Config must be added to its String too.
 func TestConfigStringNamesEveryField(t *testing.T) {
-	s := " " + strings.TrimPrefix(pool.Config{}.String(), "{")
+	s := " " + strings.TrimPrefix(fmt.Sprint(pool.Config{}), "{")
 	typ := reflect.TypeOf(pool.Config{})
 	for i := 0; i < typ.NumField(); i++ {
 		if f := typ.Field(i); f.IsExported() {

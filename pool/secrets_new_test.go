@@ -18,7 +18,7 @@ const newPW = "new-S3cret/PW 'q' \\b"
 
 // New opens no connection, so this needs no server; it goes through
 // pgxpool.ParseConfig for both routes.
-func TestNewLogsNoPassword(t *testing.T) {
+func TestSecretsNotInNewLog(t *testing.T) {
 	kv := "'" + escapeKV(newPW) + "'"
 	tests := []struct{ name, direct, pooled, wantDirect string }{
 		{"urls", "postgres://app:" + url.QueryEscape(newPW) + "@db.example.com:5432/app?sslmode=disable",

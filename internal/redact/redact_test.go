@@ -11,7 +11,7 @@ import (
 
 const pw = "s3cr3t-PW"
 
-func TestConnString(t *testing.T) {
+func TestRedactConnString(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"empty", "", ""},
 		{"url", "postgres://u:" + pw + "@h:5432/db?sslmode=require", "postgres://u:xxxxx@h:5432/db?sslmode=require"},
@@ -51,7 +51,7 @@ func TestConnString(t *testing.T) {
 	}
 }
 
-func TestPasswords(t *testing.T) {
+func TestRedactPasswords(t *testing.T) {
 	got := Passwords("postgres://u:a%2Fb@h/db?password=c%20d")
 	for _, want := range []string{"a%2Fb", "a/b", "c%20d", "c d"} {
 		if !contains(got, want) {
@@ -75,7 +75,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func TestValue(t *testing.T) {
+func TestRedactValue(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"many", `"many"`},
 		{"-1", `"-1"`},
@@ -95,7 +95,7 @@ func TestValue(t *testing.T) {
 	}
 }
 
-func TestText(t *testing.T) {
+func TestRedactText(t *testing.T) {
 	tests := []struct {
 		name, msg string
 		secrets   []string
@@ -117,7 +117,7 @@ func TestText(t *testing.T) {
 	}
 }
 
-func TestWrap(t *testing.T) {
+func TestRedactWrap(t *testing.T) {
 	base := fmt.Errorf("open postgres://u:%s@h: %w", pw, fs.ErrNotExist)
 	err := Wrap(base, pw)
 	if strings.Contains(err.Error(), pw) {
@@ -131,7 +131,7 @@ func TestWrap(t *testing.T) {
 	}
 }
 
-func TestURLError(t *testing.T) {
+func TestRedactURLError(t *testing.T) {
 	tests := []struct{ raw, want string }{
 		{"postgres://u:" + pw + "@h:port/db", "invalid port"},
 		{"postgres://u:pa" + pw + "%zz@h/db", "invalid URL escape"},
@@ -150,7 +150,7 @@ func TestURLError(t *testing.T) {
 	}
 }
 
-func TestUnencoded(t *testing.T) {
+func TestRedactUnencoded(t *testing.T) {
 	tests := []struct {
 		raw  string
 		want bool
@@ -182,7 +182,7 @@ func TestUnencoded(t *testing.T) {
 }
 
 // Whatever the password, ConnString and Text with Passwords never show it.
-func FuzzConnString(f *testing.F) {
+func FuzzRedactConnString(f *testing.F) {
 	for _, s := range []string{"p@ss:w/rd#?", "se cr'et\\", "x", "%zz", "a=b c"} {
 		f.Add(s, "h:5432/db?sslmode=disable")
 	}
@@ -211,7 +211,7 @@ func FuzzConnString(f *testing.F) {
 	})
 }
 
-func TestBadPortIsNotAPasswordProblem(t *testing.T) {
+func TestRedactBadPortIsNotAPasswordProblem(t *testing.T) {
 	if Unencoded("postgres://u:" + pw + "@h:port/db") {
 		t.Error("a bad port after a clean user information is reported as an encoding problem")
 	}
