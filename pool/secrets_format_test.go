@@ -122,7 +122,8 @@ func TestConfigLogsRedacted(t *testing.T) {
 		assert.NotContains(t, buf.String(), fmtPW)
 		var line map[string]any
 		require.NoError(t, json.Unmarshal(buf.Bytes(), &line), buf.String())
-		obj := line["config"].(map[string]any)
+		obj, ok := line["config"].(map[string]any)
+		require.True(t, ok, "config is not an object in %s", buf.String())
 		assert.Equal(t, "postgres://postgres:xxxxx@db.ref.supabase.co:5432/postgres?sslmode=require", obj["direct_url"])
 		assert.Equal(t, "set", obj["configure_pooled"])
 		assert.Equal(t, "unset", obj["on_listener_gap"])
@@ -146,7 +147,8 @@ func TestConfigLogsRedacted(t *testing.T) {
 			if name == "slog JSON" {
 				var line map[string]any
 				require.NoError(t, json.Unmarshal(buf.Bytes(), &line), buf.String())
-				obj := line["config"].(map[string]any)
+				obj, ok := line["config"].(map[string]any)
+				require.True(t, ok, "config is not an object in %s", buf.String())
 				assert.Equal(t, "web", obj["app_name"])
 				assert.Equal(t, "set", obj["logger"])
 				assert.Equal(t, "pooled", obj["tx_route"])
