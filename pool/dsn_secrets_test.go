@@ -137,3 +137,15 @@ func TestRedactForms(t *testing.T) {
 		})
 	}
 }
+
+// The parsed forms hold the password too; they print redacted.
+func TestDSNFormatsRedacted(t *testing.T) {
+	r, err := Config{DirectURL: "postgres://u:" + secret + "@h/db", PooledURL: "host=p password='" + secret + "'"}.resolve()
+	require.NoError(t, err)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		for _, v := range []any{r, &r, r.direct, r.pooled, []dsn{r.direct}} {
+			assert.NotContains(t, fmt.Sprintf(verb, v), secret, verb)
+		}
+	}
+	assert.Equal(t, "dsn{postgres://u:xxxxx@h/db direct}", fmt.Sprint(r.direct))
+}
