@@ -94,9 +94,8 @@ type Config struct {
 	NoDirect bool
 
 	// TxRoute is where Begin and BeginTx go. Default Direct (Pooled when
-	// NoDirect is set): a direct
-	// transaction may use session features and never waits for a pooler
-	// slot. Pooled is safe for ordinary transactions, because a
+	// NoDirect is set): a direct transaction may use session features and
+	// never waits for a pooler slot. Pooled is safe for ordinary transactions, because a
 	// transaction-mode pooler keeps a transaction on one server
 	// connection, and it saves direct connections. Session state set
 	// inside it (SET without LOCAL, LISTEN, session advisory locks) would
@@ -247,10 +246,11 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 // cannot hold a secret, and otherwise NAME holds a value that looks like a
 // connection string (or one that may hold a secret).
 func setTo(name, v string) string {
-	if shown := redact.Value(v); strings.HasPrefix(shown, `"`) {
+	shown := redact.Value(v)
+	if strings.HasPrefix(shown, `"`) {
 		return name + "=" + shown
 	}
-	return name + " holds " + redact.Value(v)
+	return name + " holds " + shown
 }
 
 // checkAppName refuses an application name that looks like a connection
@@ -408,12 +408,10 @@ func safeIdent(s string) bool {
 	return true
 }
 
-// Config prints, logs and formats with its URLs' passwords masked (see
-// [Redact]) and its func and Logger fields shown as set or unset, through
-// every fmt verb, log/slog and zap.
-
 // cfgField is one Config field as Config's String, GoString, LogValue and
-// MarshalLogObject show it.
+// MarshalLogObject show it: a Config prints and logs, through every fmt
+// verb, log/slog and zap, with its URLs' passwords masked (see [Redact]) and
+// its func and Logger fields shown as set or unset.
 type cfgField struct {
 	name, key string
 	val       any // string, int32, int, bool, time.Duration or fmt.Stringer

@@ -59,10 +59,12 @@ func ParsePoolerMode(s string) (PoolerMode, error) {
 	case "", "detect":
 		return DetectMode, nil
 	}
-	if shown := redact.Value(s); strings.HasPrefix(shown, `"`) {
+	// Echo s only when it cannot hold a secret (a URL in the wrong place).
+	shown := redact.Value(s)
+	if strings.HasPrefix(shown, `"`) {
 		return DetectMode, fmt.Errorf("pool: unknown pooler mode %s, expected transaction, session or direct", shown)
 	}
-	return DetectMode, fmt.Errorf("pool: the pooler mode is %s, expected transaction, session or direct", redact.Value(s))
+	return DetectMode, fmt.Errorf("pool: the pooler mode is %s, expected transaction, session or direct", shown)
 }
 
 // dsn is a connection string as pasted by a user, cleaned for pgx. It
