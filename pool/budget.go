@@ -5,22 +5,29 @@ import (
 	"strings"
 
 	"github.com/supapool/supapool/budget"
+	"github.com/supapool/supapool/internal/redact"
 )
 
 // applyBudget takes this app's caps from the budget plan in the file named
 // by SUPAPOOL_BUDGET, so every instance of every app sizes itself from one
-// shared spec instead of numbers copied by hand.
+// shared spec instead of numbers copied by hand. Its errors mask any
+// credentials the spec file quotes (a URL pasted as a value), and a
+// connection string set as the path is described, not printed; budget's
+// error types still match with errors.As.
 func applyBudget(c *Config, path string) error {
 	if path == "" {
 		return nil
 	}
+	if redact.LooksLikeConnString(path) {
+		return fmt.Errorf("pool: %s holds a value that looks like a connection string, expected the path of a budget spec file", EnvBudget)
+	}
 	spec, err := budget.LoadFile(path)
 	if err != nil {
-		return fmt.Errorf("pool: %s: %w", EnvBudget, err)
+		return fmt.Errorf("pool: %s: %w", EnvBudget, redact.Wrap(err))
 	}
 	plan, err := budget.Plan(spec)
 	if err != nil {
-		return fmt.Errorf("pool: %s=%s: %w", EnvBudget, path, err)
+		return fmt.Errorf("pool: %s=%s: %w", EnvBudget, path, redact.Wrap(err))
 	}
 	alloc, ok := plan.Lookup(c.AppName)
 	if !ok {
@@ -28,7 +35,7 @@ func applyBudget(c *Config, path string) error {
 		for _, a := range spec.Apps {
 			names = append(names, a.Name)
 		}
-		return fmt.Errorf("pool: app %q (%s) is not in the budget %s (%s); it has: %s", c.AppName, EnvAppName, path, EnvBudget, strings.Join(names, ", "))
+		return fmt.Errorf("pool: app %s (%s) is not in the budget %s (%s); it has: %s", redact.Value(c.AppName), EnvAppName, path, EnvBudget, redact.Text(strings.Join(names, ", ")))
 	}
 	c.MaxConns, c.MaxDirectConns = alloc.MaxConns, alloc.MaxDirectConns
 	c.NoDirect = alloc.MaxDirectConns == 0

@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/supapool/supapool/budget"
+	"github.com/supapool/supapool/internal/redact"
 )
 
 // Environment variables read by [ConfigFromEnv].
@@ -23,19 +29,22 @@ const (
 	EnvMaxConns       = "DATABASE_MAX_CONNS"
 	EnvMaxDirectConns = "DATABASE_MAX_DIRECT_CONNS"
 	EnvTxRoute        = "DATABASE_TX_ROUTE"
-	EnvBudget         = "SUPAPOOL_BUDGET"
+	// EnvBudget names the budget spec file; it is budget.EnvVar.
+	EnvBudget = budget.EnvVar
 )
 
-// Defaults for Config's zero fields. They suit serverless instances: no
-// connection is opened before it is needed, and idle ones close quickly.
+// Defaults for Config's zero fields, each documented on its field. They
+// suit serverless instances: no connection is opened before it is needed,
+// and idle ones close quickly.
 const (
-	DefaultMaxConns          int32 = 4
-	DefaultMaxDirectConns    int32 = 2
-	DefaultMaxConnIdleTime         = 30 * time.Second
-	DefaultMaxConnLifetime         = 30 * time.Minute
-	DefaultHealthCheckPeriod       = 15 * time.Second
-	DefaultYieldAfter              = 250 * time.Millisecond
-	DefaultListenerQueueSize       = 1024
+	defaultMaxConns          int32 = 4
+	defaultMaxDirectConns    int32 = 2
+	defaultMaxConnIdleTime         = 30 * time.Second
+	defaultMaxConnLifetime         = 30 * time.Minute
+	defaultHealthCheckPeriod       = 15 * time.Second
+	defaultYieldAfter              = 250 * time.Millisecond
+	defaultListenerQueueSize       = 1024
+	defaultListenerHeartbeat       = 30 * time.Second
 )
 
 // Config configures a [Pool]. The zero value of each field means its
@@ -55,6 +64,9 @@ type Config struct {
 	// transaction pooler on port 6543). Ordinary queries go here. Empty
 	// means every call goes to DirectURL, through a pool of its own capped
 	// at MaxConns, so code behaves the same when a pooler is added later.
+	// Prisma's schema= (which pgx would send as the search_path startup
+	// parameter) and search_path= are refused on a URL to a pooler, which
+	// rejects that parameter; on a direct URL schema= becomes search_path.
 	PooledURL string
 
 	// PooledMode says what kind of pooler PooledURL reaches. Default:
@@ -65,7 +77,8 @@ type Config struct {
 	PooledMode PoolerMode
 
 	// MaxConns caps the pooled route's connections per instance.
-	// Default 4, or Prisma's connection_limit in PooledURL.
+	// Default 4, or Prisma's connection_limit in PooledURL (in DirectURL
+	// when there is no PooledURL).
 	MaxConns int32
 
 	// MaxDirectConns caps the direct route's connections per instance,
@@ -80,9 +93,9 @@ type Config struct {
 	// sets it.
 	NoDirect bool
 
-	// TxRoute is where Begin and BeginTx go. Default Direct: a direct
-	// transaction may use session features and never waits for a pooler
-	// slot. Pooled is safe for ordinary transactions, because a
+	// TxRoute is where Begin and BeginTx go. Default Direct (Pooled when
+	// NoDirect is set): a direct transaction may use session features and
+	// never waits for a pooler slot. Pooled is safe for ordinary transactions, because a
 	// transaction-mode pooler keeps a transaction on one server
 	// connection, and it saves direct connections. Session state set
 	// inside it (SET without LOCAL, LISTEN, session advisory locks) would
@@ -188,19 +201,24 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if c.DirectURL == "" {
 		return Config{}, fmt.Errorf("pool: %s is not set; it must hold the direct PostgreSQL URL (Supabase: postgresql://postgres:PASSWORD@db.REF.supabase.co:5432/postgres)", EnvDirectURL)
 	}
+	// Errors echo a value only when it cannot hold a secret: a URL pasted
+	// into the wrong variable is described, not printed.
 	var err error
 	if v := get(EnvPooledMode); v != "" {
 		if c.PooledMode, err = ParsePoolerMode(v); err != nil {
-			return Config{}, fmt.Errorf("pool: %s: %w", EnvPooledMode, unprefix(err))
+			return Config{}, fmt.Errorf("pool: %s, expected transaction, session or direct", setTo(EnvPooledMode, v))
 		}
 	}
 	if v := get(EnvTxRoute); v != "" {
 		if c.TxRoute, err = ParseRoute(v); err != nil {
-			return Config{}, fmt.Errorf("pool: %s: %w", EnvTxRoute, unprefix(err))
+			return Config{}, fmt.Errorf("pool: %s, expected pooled or direct", setTo(EnvTxRoute, v))
 		}
 	}
 	if c.AppName == "" {
 		c.AppName = defaultAppName()
+	}
+	if err := checkAppName(c.AppName, EnvAppName); err != nil {
+		return Config{}, err
 	}
 	if err := applyBudget(&c, get(EnvBudget)); err != nil {
 		return Config{}, err
@@ -216,7 +234,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || n < 1 {
-			return Config{}, fmt.Errorf("pool: %s=%q, expected a whole number of at least 1", v.name, s)
+			return Config{}, fmt.Errorf("pool: %s, expected a whole number of at least 1", setTo(v.name, s))
 		}
 		*v.dst = int32(n)
 		*v.from = v.name
@@ -224,8 +242,24 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	return c, nil
 }
 
-func unprefix(err error) error {
-	return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "pool: "))
+// setTo says what variable name is set to: NAME="value" when the value
+// cannot hold a secret, and otherwise NAME holds a value that looks like a
+// connection string (or one that may hold a secret).
+func setTo(name, v string) string {
+	shown := redact.Value(v)
+	if strings.HasPrefix(shown, `"`) {
+		return name + "=" + shown
+	}
+	return name + " holds " + shown
+}
+
+// checkAppName refuses an application name that looks like a connection
+// string: it is sent to the server, shown in pg_stat_activity and logged.
+func checkAppName(name, from string) error {
+	if redact.LooksLikeConnString(name) {
+		return fmt.Errorf("pool: %s holds a value that looks like a connection string, expected a short name such as web", from)
+	}
+	return nil
 }
 
 func defaultAppName() string {
@@ -263,14 +297,25 @@ func (c Config) resolve() (resolved, error) {
 			r.pooled.mode = TransactionPooler
 		}
 	}
+	for _, d := range []struct {
+		field string
+		dsn   dsn
+	}{{fieldName("DirectURL", EnvDirectURL), r.direct}, {fieldName("PooledURL", EnvPooledURL), r.pooled}} {
+		if d.dsn.searchPathFrom != "" && (d.dsn.mode == TransactionPooler || d.dsn.mode == SessionPooler) {
+			return r, searchPathError(d.field, d.dsn)
+		}
+	}
 	if r.AppName == "" {
 		r.AppName = defaultAppName()
+	}
+	if err := checkAppName(r.AppName, "AppName"); err != nil {
+		return r, err
 	}
 	if r.MaxConns < 0 || r.MaxDirectConns < 0 {
 		return r, fmt.Errorf("pool: MaxConns (%d) and MaxDirectConns (%d) must not be negative", r.MaxConns, r.MaxDirectConns)
 	}
 	if r.MaxConns == 0 {
-		r.MaxConns, r.maxConnsFrom = DefaultMaxConns, "default"
+		r.MaxConns, r.maxConnsFrom = defaultMaxConns, "default"
 		if r.pooled.connectionLimit > 0 {
 			r.MaxConns, r.maxConnsFrom = r.pooled.connectionLimit, "connection_limit in PooledURL"
 		} else if r.pooled.url == "" && r.direct.connectionLimit > 0 {
@@ -278,7 +323,7 @@ func (c Config) resolve() (resolved, error) {
 		}
 	}
 	if r.MaxDirectConns == 0 {
-		r.MaxDirectConns, r.maxDirectConnsFrom = DefaultMaxDirectConns, "default"
+		r.MaxDirectConns, r.maxDirectConnsFrom = defaultMaxDirectConns, "default"
 		if r.direct.connectionLimit > 0 {
 			r.MaxDirectConns, r.maxDirectConnsFrom = r.direct.connectionLimit, "connection_limit in DirectURL"
 		}
@@ -310,16 +355,16 @@ func (c Config) resolve() (resolved, error) {
 		}
 	}
 	if r.MaxConnIdleTime == 0 {
-		r.MaxConnIdleTime = DefaultMaxConnIdleTime
+		r.MaxConnIdleTime = defaultMaxConnIdleTime
 	}
 	if r.MaxConnLifetime == 0 {
-		r.MaxConnLifetime = DefaultMaxConnLifetime
+		r.MaxConnLifetime = defaultMaxConnLifetime
 	}
 	if r.HealthCheckPeriod == 0 {
-		r.HealthCheckPeriod = DefaultHealthCheckPeriod
+		r.HealthCheckPeriod = defaultHealthCheckPeriod
 	}
 	if r.YieldAfter == 0 {
-		r.YieldAfter = DefaultYieldAfter
+		r.YieldAfter = defaultYieldAfter
 	}
 	if r.Logger == nil {
 		r.Logger = zap.NewNop()
@@ -328,12 +373,203 @@ func (c Config) resolve() (resolved, error) {
 		return r, fmt.Errorf("pool: ListenerQueueSize %d must not be negative", r.ListenerQueueSize)
 	}
 	if r.ListenerQueueSize == 0 {
-		r.ListenerQueueSize = DefaultListenerQueueSize
+		r.ListenerQueueSize = defaultListenerQueueSize
 	}
 	if r.ListenerHeartbeat == 0 {
-		r.ListenerHeartbeat = 30 * time.Second
+		r.ListenerHeartbeat = defaultListenerHeartbeat
 	}
 	return r, nil
 }
 
 func fieldName(field, env string) string { return field + " (" + env + ")" }
+
+// searchPathError refuses a search_path startup parameter on a URL to a
+// pooler: PgBouncer and Supavisor reject it ("unsupported startup
+// parameter: search_path") when the first connection is opened.
+func searchPathError(field string, d dsn) error {
+	schema := d.searchPath
+	if !safeIdent(schema) {
+		schema = "<schema>"
+	}
+	return fmt.Errorf("pool: %s: %s= is sent as the search_path startup parameter, which PgBouncer and Supavisor reject; remove it and run ALTER ROLE <role> SET search_path = %s (the server applies it to each connection the pooler opens from then on), or use schema-qualified names", field, d.searchPathFrom, schema)
+}
+
+// safeIdent reports whether a search_path can be shown in an error as SQL.
+func safeIdent(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == ',' || c == ' ' || c == '$') {
+			return false
+		}
+	}
+	return true
+}
+
+// cfgField is one Config field as Config's String, GoString, LogValue and
+// MarshalLogObject show it: a Config prints and logs, through every fmt
+// verb, log/slog and zap, with its URLs' passwords masked (see [Redact]) and
+// its func and Logger fields shown as set or unset.
+type cfgField struct {
+	name, key string
+	val       any // string, int32, int, bool, time.Duration or fmt.Stringer
+}
+
+// presence stands for a func or pointer field.
+type presence struct {
+	set bool
+	typ string
+}
+
+func (p presence) String() string {
+	if p.set {
+		return "set"
+	}
+	return "unset"
+}
+
+func (p presence) GoString() string {
+	if p.set {
+		return "(" + p.typ + ")(set)"
+	}
+	return "nil"
+}
+
+// orDefault shows a zero enum as "default" rather than as an invalid name.
+type orDefault struct {
+	v    fmt.Stringer
+	n    int // v's number, for GoString
+	zero bool
+}
+
+func (d orDefault) String() string {
+	if d.zero {
+		return "default"
+	}
+	return d.v.String()
+}
+
+func (d orDefault) GoString() string { return strconv.Itoa(d.n) }
+
+func (c Config) fields() []cfgField {
+	return []cfgField{
+		{"AppName", "app_name", c.AppName},
+		{"DirectURL", "direct_url", Redact(c.DirectURL)},
+		{"PooledURL", "pooled_url", Redact(c.PooledURL)},
+		{"PooledMode", "pooled_mode", c.PooledMode},
+		{"MaxConns", "max_conns", c.MaxConns},
+		{"MaxDirectConns", "max_direct_conns", c.MaxDirectConns},
+		{"NoDirect", "no_direct", c.NoDirect},
+		{"TxRoute", "tx_route", orDefault{c.TxRoute, int(c.TxRoute), c.TxRoute == 0}},
+		{"ExecMode", "exec_mode", orDefault{c.ExecMode, int(c.ExecMode), c.ExecMode == 0}},
+		{"AcquireTimeout", "acquire_timeout", c.AcquireTimeout},
+		{"MaxConnIdleTime", "max_conn_idle_time", c.MaxConnIdleTime},
+		{"MaxConnLifetime", "max_conn_lifetime", c.MaxConnLifetime},
+		{"HealthCheckPeriod", "health_check_period", c.HealthCheckPeriod},
+		{"YieldAfter", "yield_after", c.YieldAfter},
+		{"ConfigurePooled", "configure_pooled", presence{c.ConfigurePooled != nil, "func(*pgxpool.Config) error"}},
+		{"ConfigureDirect", "configure_direct", presence{c.ConfigureDirect != nil, "func(*pgxpool.Config) error"}},
+		{"Logger", "logger", presence{c.Logger != nil, "*zap.Logger"}},
+		{"ListenerQueueSize", "listener_queue_size", c.ListenerQueueSize},
+		{"OnListenerReconnect", "on_listener_reconnect", presence{c.OnListenerReconnect != nil, "func(context.Context)"}},
+		{"OnListenerGap", "on_listener_gap", presence{c.OnListenerGap != nil, "func(context.Context, string, int64)"}},
+		{"ListenerHeartbeat", "listener_heartbeat", c.ListenerHeartbeat},
+	}
+}
+
+// String shows every field by name, as %+v would, with the URLs'
+// passwords masked.
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range c.fields() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s:%v", f.name, f.val)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// GoString shows c as %#v would, with the URLs' passwords masked and set
+// func and Logger fields as (type)(set).
+func (c Config) GoString() string {
+	var b strings.Builder
+	b.WriteString("pool.Config{")
+	for i, f := range c.fields() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s:%#v", f.name, f.val)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Format makes every verb redact: %v, %+v and %s print String, %#v
+// GoString, %q String quoted; other verbs report a bad verb as fmt does.
+func (c Config) Format(f fmt.State, verb rune) {
+	switch verb {
+	case 'v':
+		if f.Flag('#') {
+			_, _ = io.WriteString(f, c.GoString())
+			return
+		}
+		fmt.Fprintf(f, fmt.FormatString(f, 's'), c.String())
+	case 's', 'q':
+		fmt.Fprintf(f, fmt.FormatString(f, verb), c.String())
+	default:
+		fmt.Fprintf(f, "%%!%c(pool.Config=%s)", verb, c.String())
+	}
+}
+
+// LogValue logs c as a group of its fields for log/slog, redacted as
+// String is.
+func (c Config) LogValue() slog.Value {
+	fields := c.fields()
+	attrs := make([]slog.Attr, 0, len(fields))
+	for _, f := range fields {
+		var v slog.Value
+		switch x := f.val.(type) {
+		case string:
+			v = slog.StringValue(x)
+		case int32:
+			v = slog.Int64Value(int64(x))
+		case int:
+			v = slog.IntValue(x)
+		case bool:
+			v = slog.BoolValue(x)
+		case time.Duration:
+			v = slog.DurationValue(x)
+		case fmt.Stringer:
+			v = slog.StringValue(x.String())
+		}
+		attrs = append(attrs, slog.Attr{Key: f.key, Value: v})
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// MarshalLogObject logs c as an object of its fields for zap (zap.Object,
+// zap.Any), redacted as String is.
+func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for _, f := range c.fields() {
+		switch x := f.val.(type) {
+		case string:
+			enc.AddString(f.key, x)
+		case int32:
+			enc.AddInt32(f.key, x)
+		case int:
+			enc.AddInt(f.key, x)
+		case bool:
+			enc.AddBool(f.key, x)
+		case time.Duration:
+			enc.AddDuration(f.key, x)
+		case fmt.Stringer:
+			enc.AddString(f.key, x.String())
+		}
+	}
+	return nil
+}

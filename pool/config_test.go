@@ -1,7 +1,10 @@
 package pool
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/supapool/supapool/budget"
 )
@@ -42,6 +48,9 @@ func TestParseDSN(t *testing.T) {
 		{"prisma schema becomes search_path", "postgres://u:pw@h/db?schema=app", NoPooler, 0, 0, "postgres://u:pw@h/db?search_path=app"},
 		{"vercel workaround param dropped", "postgres://u:pw@h/db?workaround=supabase-pooler.vercel", NoPooler, 0, 0, "postgres://u:pw@h/db"},
 		{"keyword form passes through", "host=h user=u password=pw dbname=db", NoPooler, 0, 0, "host=h user=u password=pw dbname=db"},
+		{"keyword form on the transaction pooler", "host=aws-0-eu-west-1.pooler.supabase.com port = 6543 user=postgres.ref password='p w'", TransactionPooler, 0, 0, ""},
+		{"socket directory as a parameter", "postgres://u:pw@/db?host=/run/postgresql", NoPooler, 0, 0, "postgres://u:pw@/db?host=%2Frun%2Fpostgresql"},
+		{"socket directory as the host", "postgres://u:pw@%2Frun%2Fpostgresql:5433/db", NoPooler, 0, 0, "postgres://u:pw@:5433/db?host=%2Frun%2Fpostgresql"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,20 +92,37 @@ func TestParseDSNErrors(t *testing.T) {
 func TestRedact(t *testing.T) {
 	assert.Equal(t, "postgres://u:xxxxx@h:5432/db?sslmode=require", Redact("postgres://u:"+secret+"@h:5432/db?sslmode=require"))
 	assert.Equal(t, "postgres://h/db?password=xxxxx", Redact("postgres://h/db?password="+secret))
-	assert.Equal(t, "(unparseable connection string)", Redact("host=h password="+secret))
+	assert.Equal(t, "host=h password=xxxxx", Redact("host=h password="+secret))
 }
 
-// No error or redacted string may ever contain the password, whatever the
-// rest of the URL looks like.
+// No error, log line, redacted string or formatted Config may ever contain
+// the password, whatever its bytes and whatever the rest of the connection
+// string looks like: URLs (password percent-encoded, or as a parameter),
+// keyword/value strings (quoted, or bare with backslash escapes), each
+// environment variable holding such a string, and Configs holding them
+// printed with fmt, zap and slog.
 func FuzzNoPasswordInErrors(f *testing.F) {
-	for _, rest := range []string{"h:5432/db", "h:65536/db?pgbouncer=x", "[::1/db", "h/db?connection_limit=x", "h/db?sslmode=require&password=x", "", "h:port", "%zz"} {
+	for _, rest := range []string{"h:5432/db", "h:65536/db?pgbouncer=x", "[::1/db", "h/db?connection_limit=x", "h/db?sslmode=require&password=x", "", "h:port", "%zz",
+		"h/db?schema=app&pgbouncer=true", "/db?host=/run/postgresql", "%2Frun%2Fpostgresql/db", "dbname=d port=x", "sslmode=sometimes", "host='h"} {
 		f.Add("postgres", "p@ss:w/rd#?", rest)
+		f.Add("postgresql", "se cr'et\\ x=y", rest)
 	}
+	f.Add("postgres", "pass word", "h/db")
+	f.Add("mysql", "\x00\xff\n\tpw", "h/db")
+	kv := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	bare := strings.NewReplacer(`\`, `\\`, `'`, `\'`, " ", `\ `, "\t", "\\\t", "\n", "\\\n", "\r", "\\\r", "\v", "\\\v", "\f", "\\\f")
 	f.Fuzz(func(t *testing.T, scheme, password, rest string) {
 		if len(password) < 4 {
 			return
 		}
-		build := func(pw string) string { return scheme + "://user:" + url.QueryEscape(pw) + "@" + rest }
+		builds := []func(pw string) string{
+			func(pw string) string { return scheme + "://user:" + url.QueryEscape(pw) + "@" + rest },
+			func(pw string) string { return scheme + "://user:" + url.PathEscape(pw) + "@" + rest },
+			func(pw string) string { return scheme + "://h/db?password=" + url.QueryEscape(pw) + "&" + rest },
+			func(pw string) string { return "host=h user=u password='" + kv.Replace(pw) + "' " + rest },
+			func(pw string) string { return "host=h password = " + bare.Replace(pw) + " " + rest },
+		}
+		envVars := []string{EnvMaxConns, EnvMaxDirectConns, EnvPooledMode, EnvTxRoute, EnvBudget, EnvAppName}
 		outputs := func(raw string) []string {
 			out := []string{Redact(raw)}
 			if _, err := parseDSN("DATABASE_URL", raw); err != nil {
@@ -106,20 +132,49 @@ func FuzzNoPasswordInErrors(f *testing.F) {
 				out = append(out, err.Error())
 			}
 			// New parses with pgx too (it opens no connection).
-			if p, err := New(context.Background(), Config{DirectURL: raw, PooledURL: raw}); err != nil {
+			core, logs := observer.New(zap.DebugLevel)
+			if p, err := New(context.Background(), Config{DirectURL: raw, PooledURL: raw, Logger: zap.New(core)}); err != nil {
 				out = append(out, err.Error())
 			} else {
 				p.Close()
 			}
-			return out
+			for _, e := range logs.All() {
+				out = append(out, e.Message+" "+fmt.Sprint(e.ContextMap()))
+			}
+			for _, v := range envVars {
+				env := map[string]string{EnvDirectURL: "postgres://u:pw@h/db", v: raw}
+				if _, err := ConfigFromLookup(lookupFrom(env)); err != nil {
+					out = append(out, err.Error())
+				}
+			}
+			cfg := Config{DirectURL: raw, PooledURL: raw}
+			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+				out = append(out, fmt.Sprintf(verb, cfg))
+			}
+			// JSON lines without their times, which would differ between runs.
+			var zbuf, sbuf bytes.Buffer
+			encCfg := zap.NewProductionEncoderConfig()
+			encCfg.TimeKey = ""
+			zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(encCfg), zapcore.AddSync(&zbuf), zap.DebugLevel))
+			zl.Info("config", zap.Object("config", cfg))
+			noTime := func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			}
+			slog.New(slog.NewJSONHandler(&sbuf, &slog.HandlerOptions{ReplaceAttr: noTime})).Info("config", "config", cfg)
+			return append(out, zbuf.String(), sbuf.String())
 		}
-		// What the same URL prints with another password tells apart a
-		// leak from a password that happens to match other text.
-		other := strings.Join(outputs(build("\x01other\x01")), "\n")
-		for _, s := range outputs(build(password)) {
-			for _, bad := range []string{password, url.QueryEscape(password), url.PathEscape(password)} {
-				if strings.Contains(s, bad) && !strings.Contains(other, bad) {
-					t.Fatalf("password leaked in %q", s)
+		for _, build := range builds {
+			// What the same string prints with another password tells apart
+			// a leak from a password that happens to match other text.
+			other := strings.Join(outputs(build("\x01other\x01")), "\n")
+			for _, s := range outputs(build(password)) {
+				for _, bad := range []string{password, url.QueryEscape(password), url.PathEscape(password), kv.Replace(password), bare.Replace(password)} {
+					if strings.Contains(s, bad) && !strings.Contains(other, bad) {
+						t.Fatalf("password leaked in %q", s)
+					}
 				}
 			}
 		}
@@ -153,8 +208,8 @@ func TestConfigFromLookup(t *testing.T) {
 		r, err := c.resolve()
 		require.NoError(t, err)
 		assert.Equal(t, "web", r.AppName)
-		assert.Equal(t, DefaultMaxConns, r.MaxConns)
-		assert.Equal(t, DefaultMaxDirectConns, r.MaxDirectConns)
+		assert.Equal(t, defaultMaxConns, r.MaxConns)
+		assert.Equal(t, defaultMaxDirectConns, r.MaxDirectConns)
 		assert.Equal(t, Direct, r.TxRoute)
 		assert.Equal(t, TransactionPooler, r.pooled.mode)
 		assert.Equal(t, "default", r.maxConnsFrom)

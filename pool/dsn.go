@@ -3,10 +3,15 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/supapool/supapool/internal/redact"
 )
 
 // PoolerMode is what sits behind a URL: the server itself or a pooler in
@@ -54,10 +59,16 @@ func ParsePoolerMode(s string) (PoolerMode, error) {
 	case "", "detect":
 		return DetectMode, nil
 	}
-	return DetectMode, fmt.Errorf("pool: unknown pooler mode %q, expected transaction, session or direct", s)
+	// Echo s only when it cannot hold a secret (a URL in the wrong place).
+	shown := redact.Value(s)
+	if strings.HasPrefix(shown, `"`) {
+		return DetectMode, fmt.Errorf("pool: unknown pooler mode %s, expected transaction, session or direct", shown)
+	}
+	return DetectMode, fmt.Errorf("pool: the pooler mode is %s, expected transaction, session or direct", shown)
 }
 
-// dsn is a connection URL as pasted by a user, cleaned for pgx.
+// dsn is a connection string as pasted by a user, cleaned for pgx. It
+// holds the password, so it formats itself redacted.
 type dsn struct {
 	url  string     // what pgx gets: Prisma-only parameters removed
 	mode PoolerMode // detected from the URL
@@ -66,40 +77,66 @@ type dsn struct {
 	connectionLimit int32
 	poolTimeout     time.Duration
 	host            string
+	// searchPathFrom is the parameter (schema or search_path) that makes
+	// pgx send search_path as a startup parameter, which poolers refuse;
+	// searchPath is its value.
+	searchPathFrom, searchPath string
+}
+
+// Format prints d with its password masked, whatever the verb.
+func (d dsn) Format(f fmt.State, verb rune) {
+	_, _ = io.WriteString(f, "dsn{"+redact.ConnString(d.url)+" "+d.mode.String()+"}")
 }
 
 // Parameters Prisma (and Supabase's docs for it) put in URLs that PostgreSQL
 // and poolers reject as unknown startup parameters.
 var prismaParams = []string{"pgbouncer", "connection_limit", "pool_timeout", "schema", "workaround", "statement_cache_size", "socket_timeout"}
 
-// parseDSN normalises one URL. name is the variable or field the URL came
-// from, so errors say where to look; no error contains the password.
+// parseDSN normalises one connection string. name is the variable or field
+// it came from, so errors say where to look; no error contains the
+// password, and none quotes the string.
 func parseDSN(name, raw string) (dsn, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return dsn{}, fmt.Errorf("pool: %s is empty, expected a PostgreSQL URL such as postgresql://user:password@host:5432/postgres", name)
 	}
+	if strings.ContainsRune("\"'`", rune(raw[0])) {
+		return dsn{}, fmt.Errorf("pool: %s starts with a quote; remove the quotes around the URL", name)
+	}
 	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
-		// Keyword/value strings ("host=... user=...") carry no Prisma
-		// parameters; pgx reads them as they are.
-		if strings.Contains(raw, "=") && !strings.Contains(raw, "://") {
-			return dsn{url: raw, mode: NoPooler}, nil
+		if !strings.Contains(raw, "://") && strings.Contains(raw, "=") {
+			return parseKeywordDSN(name, raw)
 		}
 		return dsn{}, fmt.Errorf("pool: %s must start with postgres:// or postgresql://", name)
 	}
+	if redact.Unencoded(raw) {
+		return dsn{}, fmt.Errorf("pool: %s is not a valid URL: %s", name, redact.EncodeHint)
+	}
+	raw, socketDir := socketInHost(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return dsn{}, fmt.Errorf("pool: %s is not a valid URL: %s", name, scrubURLError(err))
+		return dsn{}, fmt.Errorf("pool: %s is not a valid URL: %s", name, redact.URLError(err))
 	}
-	if u.Hostname() == "" {
+	q := u.Query()
+	if socketDir != "" && !q.Has("host") {
+		q.Set("host", socketDir)
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		// libpq's forms for a Unix socket: ?host=/dir, or %2Fdir as the host.
+		host = q.Get("host")
+	}
+	if port == "" {
+		port = q.Get("port")
+	}
+	if host == "" {
 		return dsn{}, fmt.Errorf("pool: %s has no host", name)
 	}
-	d := dsn{mode: NoPooler, host: u.Hostname()}
-	q := u.Query()
+	d := dsn{mode: NoPooler, host: host}
 	if v := q.Get("pgbouncer"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return dsn{}, fmt.Errorf("pool: %s: pgbouncer=%q, expected true or false", name, v)
+			return dsn{}, fmt.Errorf("pool: %s: %s, expected true or false", name, setTo("pgbouncer", v))
 		}
 		if b {
 			d.mode = TransactionPooler
@@ -108,30 +145,162 @@ func parseDSN(name, raw string) (dsn, error) {
 	if v := q.Get("connection_limit"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil || n < 1 {
-			return dsn{}, fmt.Errorf("pool: %s: connection_limit=%q, expected a whole number of at least 1", name, v)
+			return dsn{}, fmt.Errorf("pool: %s: %s, expected a whole number of at least 1", name, setTo("connection_limit", v))
 		}
 		d.connectionLimit = int32(n)
 	}
 	if v := q.Get("pool_timeout"); v != "" {
 		n, err := strconv.ParseFloat(v, 64)
 		if err != nil || n < 0 {
-			return dsn{}, fmt.Errorf("pool: %s: pool_timeout=%q, expected seconds (0 waits as long as the context allows)", name, v)
+			return dsn{}, fmt.Errorf("pool: %s: %s, expected seconds (0 waits as long as the context allows)", name, setTo("pool_timeout", v))
 		}
 		d.poolTimeout = time.Duration(n * float64(time.Second))
 	}
-	if v := q.Get("schema"); v != "" && q.Get("search_path") == "" {
+	switch {
+	case q.Has("search_path"):
+		d.searchPathFrom, d.searchPath = "search_path", q.Get("search_path")
+	case q.Get("schema") != "":
 		// Prisma's schema parameter means search_path.
-		q.Set("search_path", v)
+		q.Set("search_path", q.Get("schema"))
+		d.searchPathFrom, d.searchPath = "schema", q.Get("schema")
 	}
 	for _, p := range prismaParams {
 		q.Del(p)
 	}
 	if d.mode == NoPooler {
-		d.mode = detectMode(u.Hostname(), u.Port())
+		d.mode = detectMode(host, port)
 	}
 	u.RawQuery = q.Encode()
 	d.url = u.String()
 	return d, nil
+}
+
+// socketInHost moves a Unix socket directory written as the host
+// (postgres://u:pw@%2Frun%2Fpostgresql:5432/db), which pgx accepts but
+// net/url does not, out of the URL, and returns it to be put in ?host=.
+func socketInHost(raw string) (string, string) {
+	n := strings.Index(raw, "://") + 3
+	p := raw[n:]
+	start := 0
+	if i := strings.IndexAny(p, "@/"); i >= 0 && p[i] == '@' {
+		start = i + 1
+	}
+	hp := p[start:]
+	end := strings.IndexAny(hp, "/?#")
+	if end < 0 {
+		end = len(hp)
+	}
+	if !strings.HasPrefix(strings.ToLower(hp[:end]), "%2f") {
+		return raw, ""
+	}
+	host, port, hasPort := strings.Cut(hp[:end], ":")
+	dir, err := url.PathUnescape(host)
+	if err != nil || strings.Contains(dir, ",") {
+		return raw, ""
+	}
+	out := raw[:n] + p[:start]
+	if hasPort {
+		out += ":" + port
+	}
+	return out + hp[end:], dir
+}
+
+// parseKeywordDSN checks a keyword/value string (host=... user=...) the
+// way libpq reads it, so that pgx never quotes a piece of a password in a
+// parse error, and reads the host and port to detect a pooler.
+func parseKeywordDSN(name, raw string) (dsn, error) {
+	settings, err := keywordSettings(raw)
+	if err != nil {
+		return dsn{}, fmt.Errorf("pool: %s: %w", name, err)
+	}
+	d := dsn{url: raw, mode: NoPooler, host: settings["host"]}
+	if v, ok := settings["search_path"]; ok {
+		d.searchPathFrom, d.searchPath = "search_path", v
+	}
+	if !strings.Contains(d.host, ",") {
+		d.mode = detectMode(d.host, settings["port"])
+	}
+	return d, nil
+}
+
+// keywordSettings reads key=value pairs as libpq does: spaces around =
+// allowed, values bare or in single quotes, a backslash escaping the next
+// character. Its errors name keys, never values.
+func keywordSettings(s string) (map[string]string, error) {
+	const spaces = " \t\n\r\v\f"
+	settings := map[string]string{}
+	prev := ""
+	for s = strings.TrimLeft(s, spaces); s != ""; s = strings.TrimLeft(s, spaces) {
+		eq := strings.IndexByte(s, '=')
+		key := ""
+		if eq >= 0 {
+			key = strings.TrimRight(s[:eq], spaces)
+		}
+		if key == "" || strings.ContainsAny(key, spaces) {
+			if prev == "" {
+				return nil, errors.New("not a URL nor key=value pairs")
+			}
+			return nil, fmt.Errorf("text after %s= is not a key=value pair; a value with a space in it must be in single quotes (%s='...', with \\' for a quote and \\\\ for a backslash)", safeKey(prev), safeKey(prev))
+		}
+		s = strings.TrimLeft(s[eq+1:], spaces)
+		var val string
+		if strings.HasPrefix(s, "'") {
+			i := 1
+			for ; i < len(s) && s[i] != '\''; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("the quoted value of %s has no closing quote (write \\' for a quote inside it)", safeKey(key))
+			}
+			val, s = unescapeKeyword(s[1:i]), s[i+1:]
+		} else {
+			i := 0
+			for ; i < len(s) && !strings.ContainsRune(spaces, rune(s[i])); i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i, len(s))
+			val, s = unescapeKeyword(s[:i]), s[i:]
+		}
+		if key == "dbname" {
+			key = "database"
+		}
+		settings[key] = val
+		prev = key
+	}
+	return settings, nil
+}
+
+// safeKey is a key for an error message: keys are words, and anything
+// else may be a stray piece of a value.
+func safeKey(k string) string {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return "a key"
+		}
+	}
+	return k
+}
+
+func unescapeKeyword(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			i++
+			if i == len(s) {
+				break
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // detectMode knows Supabase's hosts: the shared pooler (Supavisor) serves
@@ -150,65 +319,38 @@ func detectMode(host, port string) PoolerMode {
 	return NoPooler
 }
 
-// Redact returns a URL with its password replaced by "xxxxx", for logs and
-// errors. Strings that do not parse as URLs are replaced whole, because a
-// password in them cannot be found reliably.
-func Redact(raw string) string {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Opaque != "" || u.Host == "" {
-		return "(unparseable connection string)"
-	}
-	// A '#' typed into a password unescaped starts a fragment.
-	u.Fragment, u.RawFragment = "", ""
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
+// Redact returns a connection string with its passwords replaced by
+// "xxxxx", for logs and errors: the password of a URL (also one that does not
+// parse, where everything up to the last @ is masked) and its password= and
+// sslpassword= parameters, and the password= and sslpassword= values of a
+// keyword/value string, quoted or not. A string that is neither is replaced
+// by "(unparseable connection string)".
+func Redact(raw string) string { return redact.ConnString(raw) }
 
-// scrubURLError keeps the reason of a net/url error but drops the URL it
-// quotes, which holds the password.
-func scrubURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	msg := err.Error()
-	// Some net/url errors quote the offending part, which can be the
-	// password itself; say only what kind of problem it is.
-	if i := strings.Index(msg, "\""); i >= 0 {
-		msg = strings.TrimSpace(msg[:i])
-	}
-	return msg
-}
-
+// hasParam reports whether the connection string raw sets key.
 func hasParam(raw, key string) bool {
 	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
 		return u.Query().Has(key)
 	}
-	return strings.Contains(raw, key+"=")
+	settings, err := keywordSettings(raw)
+	if err != nil {
+		return strings.Contains(raw, key+"=")
+	}
+	_, ok := settings[key]
+	return ok
 }
 
 // scrubParseError keeps pgx's message, which names the parameter that
-// failed and shows the connection string with its password redacted, and
-// removes the password again in case pgx's redaction missed a form of it.
+// failed, with the connection string it quotes redacted by supapool
+// instead of pgx (whose redaction is best effort), and every form of the
+// passwords raw holds masked in what is left.
 func scrubParseError(err error, raw string) string {
 	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw)} {
-				msg = strings.ReplaceAll(msg, form, "xxxxx")
-			}
-		}
+	var pce *pgconn.ParseConfigError
+	if errors.As(err, &pce) {
+		own := *pce
+		own.ConnString = redact.ConnString(pce.ConnString)
+		msg = strings.Replace(msg, pce.Error(), own.Error(), 1)
 	}
-	return msg
+	return redact.Text(msg, redact.Passwords(raw)...)
 }

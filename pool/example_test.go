@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/supapool/supapool/pool"
 )
@@ -46,4 +47,25 @@ func ExampleConfigFromLookup() {
 func ExampleRedact() {
 	fmt.Println(pool.Redact("postgres://postgres.ref:secret@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"))
 	// Output: postgres://postgres.ref:xxxxx@aws-0-eu-west-1.pooler.supabase.com:6543/postgres
+}
+
+// Redact masks keyword/value passwords too, quoted or not.
+func ExampleRedact_keywordValue() {
+	fmt.Println(pool.Redact("host=db.ref.supabase.co user=postgres password='s3cr et' dbname=postgres"))
+	// Output: host=db.ref.supabase.co user=postgres password=xxxxx dbname=postgres
+}
+
+// A Config prints, with any verb, and logs (slog, zap) with its passwords
+// masked.
+func ExampleConfig_Format() {
+	cfg := pool.Config{
+		AppName:   "web",
+		DirectURL: "postgres://postgres:secret@db.ref.supabase.co:5432/postgres",
+	}
+	s := fmt.Sprintf("%+v", cfg)
+	fmt.Println(strings.Contains(s, "secret"))
+	fmt.Println(strings.Fields(s)[1])
+	// Output:
+	// false
+	// DirectURL:postgres://postgres:xxxxx@db.ref.supabase.co:5432/postgres
 }

@@ -43,7 +43,7 @@ func TestOnlyRoutesToTheServerYield(t *testing.T) {
 			defer p.Close()
 			assert.Equal(t, tc.wantPooled, p.pooled.yield.after > 0)
 			require.NotNil(t, p.direct)
-			assert.Equal(t, DefaultYieldAfter, p.direct.yield.after)
+			assert.Equal(t, defaultYieldAfter, p.direct.yield.after)
 		})
 	}
 }

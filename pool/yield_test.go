@@ -82,7 +82,7 @@ func TestQuietRouteYieldsToFullServer(t *testing.T) {
 			}
 			if tc.wantKept {
 				// Long enough for the check after YieldAfter and one more.
-				time.Sleep(pool.DefaultYieldAfter + 1500*time.Millisecond)
+				time.Sleep(250*time.Millisecond + 1500*time.Millisecond) // YieldAfter's default, and more
 				assert.Equal(t, 4, mine(), "idle connections closed though they should be kept")
 				assert.EqualValues(t, 4, p.Stat().Pooled.TotalConns)
 			} else {

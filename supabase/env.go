@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/supapool/supapool/pool"
 	"go.uber.org/zap"
+
+	"github.com/supapool/supapool/internal/redact"
+	"github.com/supapool/supapool/pool"
 )
 
 // Environment variables read by [ConfigFromEnv] and [NewClient], beside
@@ -147,6 +149,8 @@ func projectFromEnv(get func(string) string, log *zap.Logger) (p Project, direct
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("supabase: "+format, args...)) }
 	if raw := get(EnvURL); raw == "" {
 		add("%s is not set; it must be the project URL https://REF.supabase.co (for a custom domain or self-hosting, set %s instead)", EnvURL, pool.EnvDirectURL)
+	} else if redact.Unencoded(raw) || len(redact.Passwords(raw)) > 0 {
+		add("%s holds a database URL with a password, expected the project URL https://REF.supabase.co (the database URL goes in %s)", EnvURL, pool.EnvDirectURL)
 	} else if p.Ref, err = refFromAPIURL(raw); err != nil {
 		add("%s: %v (for a custom domain or self-hosting, set %s instead)", EnvURL, err, pool.EnvDirectURL)
 	}
@@ -157,7 +161,10 @@ func projectFromEnv(get func(string) string, log *zap.Logger) (p Project, direct
 	host, region := strings.ToLower(get(EnvPoolerHost)), get(EnvRegion)
 	switch {
 	case host != "":
-		if err := checkPoolerHost(host); err != nil {
+		if err := checkPoolerHost(host); err != nil && redact.LooksLikeConnString(host) {
+			// checkPoolerHost quotes what is not a host name.
+			add("%s must be a host name such as aws-1-us-east-2.pooler.supabase.com, not a connection string", EnvPoolerHost)
+		} else if err != nil {
 			add("%s %v", EnvPoolerHost, err)
 		} else if isDBHost(host) {
 			if p.Ref != "" && host != p.DirectHost() {
@@ -169,7 +176,7 @@ func projectFromEnv(get func(string) string, log *zap.Logger) (p Project, direct
 		}
 	case region != "":
 		if !regionRE.MatchString(region) {
-			add("%s %q is not a region such as us-east-1", EnvRegion, region)
+			add("%s %s is not a region such as us-east-1", EnvRegion, redact.Value(region))
 		} else {
 			p.Region = region
 			guess, _ := p.PoolerHostOrGuess()
@@ -187,7 +194,7 @@ func projectFromEnv(get func(string) string, log *zap.Logger) (p Project, direct
 			add("%s=session needs the shared pooler, but %s names the dedicated one", EnvDirectMode, EnvPoolerHost)
 		}
 	default:
-		add("%s %q is neither direct nor session", EnvDirectMode, v)
+		add("%s %s is neither direct nor session", EnvDirectMode, redact.Value(v))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Project{}, 0, 0, err
@@ -199,7 +206,7 @@ func projectFromEnv(get func(string) string, log *zap.Logger) (p Project, direct
 func refFromAPIURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("not a URL: %s", scrubURLError(err))
+		return "", fmt.Errorf("not a URL: %s", redact.URLError(err))
 	}
 	host := strings.ToLower(u.Hostname())
 	ref, ok := strings.CutSuffix(host, ".supabase.co")

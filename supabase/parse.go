@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/supapool/supapool/internal/redact"
 )
 
 // ParseURL reads a connection string in any form Supabase's dashboard and
@@ -20,15 +22,21 @@ import (
 // Prisma to avoid prepared statements. sslmode is kept in SSLMode; other
 // query parameters are not part of a Project and are dropped.
 //
-// Errors never contain the password.
+// Errors never contain the password. A password must be percent-encoded,
+// as pgx and libpq need it (see [Project.URL]).
 func ParseURL(s string) (Project, Mode, error) {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, "postgresql://") && !strings.HasPrefix(s, "postgres://") {
 		return Project{}, 0, errors.New("supabase: connection string must start with postgresql:// or postgres://")
 	}
+	if redact.Unencoded(s) {
+		// net/url would read it, but pgx and libpq would not read it the
+		// same way, so a DATABASE_URL like it fails in pool.
+		return Project{}, 0, fmt.Errorf("supabase: connection string is not a valid URL: %s", redact.EncodeHint)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return Project{}, 0, fmt.Errorf("supabase: connection string is not a valid URL: %s", scrubURLError(err))
+		return Project{}, 0, fmt.Errorf("supabase: connection string is not a valid URL: %s", redact.URLError(err))
 	}
 	if u.User == nil || u.User.Username() == "" {
 		return Project{}, 0, errors.New("supabase: connection string has no user name")
@@ -50,7 +58,7 @@ func ParseURL(s string) (Project, Mode, error) {
 	p.SSLMode = q.Get("sslmode")
 	if v := q.Get("pgbouncer"); v != "" {
 		if _, err := strconv.ParseBool(v); err != nil {
-			return Project{}, 0, fmt.Errorf("supabase: pgbouncer=%q, expected true or false", v)
+			return Project{}, 0, fmt.Errorf("supabase: pgbouncer=%s, expected true or false", redact.Value(v))
 		}
 	}
 	user := u.User.Username()
@@ -102,18 +110,4 @@ func regionOf(host string) (string, bool) {
 		return "", false
 	}
 	return parts[2], true
-}
-
-// scrubURLError keeps the reason of a net/url error but drops the text it
-// quotes, which can be the whole URL or the password itself.
-func scrubURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	msg := err.Error()
-	if i := strings.IndexAny(msg, "\"'"); i >= 0 {
-		msg = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(msg[:i]), ":"))
-	}
-	return msg
 }

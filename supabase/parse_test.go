@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/supapool/supapool/internal/redact"
 )
 
 func TestParseURL(t *testing.T) {
@@ -95,8 +97,10 @@ func FuzzParseURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		p, m, err := ParseURL(s)
 		if err != nil {
+			// The fixed hint may happen to hold a password's text.
+			msg := strings.ReplaceAll(err.Error(), redact.EncodeHint, "<hint>")
 			for _, pw := range fuzzPassword(s) {
-				assert.NotContains(t, err.Error(), pw)
+				assert.NotContains(t, msg, pw)
 			}
 			return
 		}
