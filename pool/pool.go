@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -29,6 +30,16 @@ type Pool struct {
 	mu       sync.Mutex
 	listener *Listener
 	closed   atomic.Bool
+}
+
+// Format prints the Pool as its configuration, without passwords: fmt would
+// otherwise walk its unexported fields, URLs included.
+func (p *Pool) Format(f fmt.State, verb rune) {
+	if p == nil {
+		_, _ = io.WriteString(f, "<nil>")
+		return
+	}
+	_, _ = fmt.Fprintf(f, "pool.Pool{%v}", p.cfg.Config)
 }
 
 // NewFromEnv is New with ConfigFromEnv.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -437,3 +438,17 @@ type panickyScanner struct{}
 func (panickyScanner) Scan(any) error { return nil }
 
 func (panicky) Value() (driver.Value, error) { panic("boom") }
+
+// fmt walks a struct's unexported fields; a Pool prints as its redacted
+// configuration instead.
+func TestPoolFormatsWithoutPasswords(t *testing.T) {
+	bed := testbed.Start(t)
+	p := newPool(t, bed, nil)
+	cfg, err := pgx.ParseConfig(bed.DirectURL)
+	require.NoError(t, err)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(verb, p)
+		assert.NotContains(t, out, cfg.Password, verb)
+		assert.Contains(t, out, "xxxxx", verb)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/supapool/supapool/internal/redact"
 	"go.uber.org/zap"
 )
 
@@ -45,7 +46,7 @@ func ParseRoute(s string) (Route, error) {
 	case "direct":
 		return Direct, nil
 	}
-	return 0, fmt.Errorf("pool: unknown route %q, expected pooled or direct", s)
+	return 0, fmt.Errorf("pool: unknown route %s, expected pooled or direct", redact.Value(s))
 }
 
 // This file is the one place that decides where a call goes:

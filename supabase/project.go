@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/supapool/supapool/internal/redact"
 )
 
 // Ports Supabase uses. The direct server and the shared pooler's session
@@ -231,7 +233,7 @@ func (p Project) Validate() error {
 	case p.Ref == "":
 		add("Ref is empty")
 	case !refRE.MatchString(p.Ref):
-		add("Ref %q is not a project ref (lower-case letters and digits, as in https://REF.supabase.co)", p.Ref)
+		add("Ref %s is not a project ref (lower-case letters and digits, as in https://REF.supabase.co)", redact.Value(p.Ref))
 	}
 	if p.PoolerHost != "" {
 		if err := checkPoolerHost(p.PoolerHost); err != nil {
@@ -239,20 +241,20 @@ func (p Project) Validate() error {
 		}
 	}
 	if p.Region != "" && !regionRE.MatchString(p.Region) {
-		add("Region %q is not a region such as us-east-1", p.Region)
+		add("Region %s is not a region such as us-east-1", redact.Value(p.Region))
 	}
 	if strings.Contains(p.User, ".") && p.Ref != "" && strings.HasSuffix(p.User, "."+p.Ref) {
-		add("User %q already ends in the project ref; give the role alone (the pooler URLs add .REF)", p.User)
+		add("User %s already ends in the project ref; give the role alone (the pooler URLs add .REF)", redact.Value(p.User))
 	}
 	if p.SSLMode != "" && !sslModes[p.SSLMode] {
-		add("SSLMode %q is not one of disable, allow, prefer, require, verify-ca, verify-full", p.SSLMode)
+		add("SSLMode %s is not one of disable, allow, prefer, require, verify-ca, verify-full", redact.Value(p.SSLMode))
 	}
 	for _, a := range []struct{ name, v string }{{"DirectAddr", p.DirectAddr}, {"SessionAddr", p.SessionAddr}, {"TransactionAddr", p.TransactionAddr}, {"DedicatedAddr", p.DedicatedAddr}} {
 		if a.v == "" {
 			continue
 		}
 		if _, port, err := net.SplitHostPort(a.v); err != nil || port == "" {
-			add("%s %q is not host:port", a.name, a.v)
+			add("%s %s is not host:port", a.name, redact.Value(a.v))
 		}
 	}
 	return errors.Join(errs...)
@@ -264,7 +266,7 @@ func checkPoolerHost(h string) error {
 		return errors.New("must be a host name such as aws-1-us-east-2.pooler.supabase.com, not a URL")
 	}
 	if !hostRE.MatchString(h) {
-		return fmt.Errorf("%q is not a host name such as aws-1-us-east-2.pooler.supabase.com", h)
+		return fmt.Errorf("%s is not a host name such as aws-1-us-east-2.pooler.supabase.com", redact.Value(h))
 	}
 	return nil
 }
