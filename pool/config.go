@@ -253,10 +253,12 @@ func setTo(name, v string) string {
 	return name + " holds " + shown
 }
 
-// checkAppName refuses an application name that looks like a connection
-// string: it is sent to the server, shown in pg_stat_activity and logged.
+// checkAppName refuses an application name that is a connection string
+// (a URL, user:password@host, or a keyword/value string with a password):
+// it is sent to the server, shown in pg_stat_activity and logged. A name
+// that merely mentions a password ("password-reset") is fine.
 func checkAppName(name, from string) error {
-	if redact.LooksLikeConnString(name) {
+	if strings.Contains(name, "://") || (strings.Contains(name, "@") && strings.Contains(name, ":")) || len(redact.Passwords(name)) > 0 {
 		return fmt.Errorf("pool: %s holds a value that looks like a connection string, expected a short name such as web", from)
 	}
 	return nil
