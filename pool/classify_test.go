@@ -57,7 +57,7 @@ func TestClassify(t *testing.T) {
 		{"LOAD 'auto_explain'", loadStmt},
 		{"select 'listen'", ordinary},
 		{"listener_table", ordinary},
-		{"select 1; listen x", ordinary}, // only the first statement is classified (documented)
+		{"select 1; listen x", listenStmt}, // every statement is classified
 		{"(select 1)", ordinary},
 		{"'quoted' listen", ordinary},
 	}
