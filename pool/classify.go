@@ -612,7 +612,7 @@ func (lx *lexer) next() token {
 		i := lx.i
 		c := s[i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+		case byteClass[c]&classSpace != 0:
 			lx.i++
 		case c == '-' && i+1 < len(s) && s[i+1] == '-':
 			lx.i = skipLineComment(s, i)
@@ -858,17 +858,36 @@ func skipBlockComment(s string, i int) int {
 	return i
 }
 
+// Byte classes for the lexer's table.
+const (
+	classIdentStart = 1 << iota // a letter, "_" or a byte of a multi-byte character
+	classIdentCont              // also a digit or "$"
+	classSpace                  // space, \t, \n, \r, \f, \v
+)
+
+// byteClass classifies every byte value, so that the lexer's inner loops
+// are one table look-up per byte.
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80:
+			t[c] = classIdentStart | classIdentCont
+		case (c >= '0' && c <= '9') || c == '$':
+			t[c] = classIdentCont
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			t[c] = classSpace
+		}
+	}
+	return t
+}()
+
 // isIdentStart reports whether c can start an identifier: a letter, "_"
 // or any byte of a multi-byte character.
-func isIdentStart(c byte) bool {
-	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
-}
+func isIdentStart(c byte) bool { return byteClass[c]&classIdentStart != 0 }
 
 // isIdentCont reports whether c can continue an identifier: also digits
 // and "$".
-func isIdentCont(c byte) bool {
-	return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$'
-}
+func isIdentCont(c byte) bool { return byteClass[c]&classIdentCont != 0 }
 
 // lower folds an ASCII letter to lower case.
 func lower(c byte) byte {
