@@ -22,6 +22,12 @@ import "strings"
 // when called (a user function that calls pg_advisory_lock, a CALL), and
 // what dynamic SQL would run. Dynamic SQL in a DO block (EXECUTE) is
 // refused; functions called by name are not looked into.
+//
+// What it assumes: standard_conforming_strings is on (the default since
+// PostgreSQL 9.1, and Supabase's), so that backslashes escape only in
+// E'...' strings; and a client encoding in which every byte below 0x80 is
+// that ASCII character, as in UTF8 and the LATIN encodings but not SJIS,
+// BIG5, GBK or GB18030, whose second bytes may be a quote or backslash.
 
 // stmtKind is what a statement needs: nothing (ordinary) or a session.
 type stmtKind int
@@ -100,6 +106,13 @@ func (k stmtKind) hint() string {
 // classify returns the first statement kind in sql that needs a session,
 // or ordinary. Every statement of a multi-statement string is looked at.
 func classify(sql string) stmtKind {
+	// The server reads a query string up to its first NUL byte: what
+	// follows is never SQL (PostgreSQL 15 refuses such a message as
+	// "invalid message format"), and a NUL ends a comment or string early,
+	// so the text before it is what counts.
+	if i := strings.IndexByte(sql, 0); i >= 0 {
+		sql = sql[:i]
+	}
 	sc := stmtScan{lx: lexer{s: sql, qw: 1}}
 	return sc.run()
 }
@@ -328,7 +341,7 @@ func (sc *stmtScan) intoCheck(t token) {
 		case t.isWord("local") || t.isWord("global"):
 			sc.into = 2
 			return
-		case t.isName("pg_temp"):
+		case isTempSchema(t):
 			sc.into = 3
 			return
 		}
@@ -424,7 +437,7 @@ func (sc *stmtScan) create() stmtKind {
 		if t.isPunct('(') || (sc.depth == 0 && t.isWord("as")) {
 			naming = false
 		}
-		if naming && t.isPunct('.') && sc.hist[1].isName("pg_temp") {
+		if naming && t.isPunct('.') && isTempSchema(sc.hist[1]) {
 			temp = true
 		}
 		if sc.depth == 0 && t.isWord("drop") && sc.hist[1].isWord("commit") && sc.hist[2].isWord("on") {
@@ -435,6 +448,23 @@ func (sc *stmtScan) create() stmtKind {
 		return tempTableStmt
 	}
 	return ordinary
+}
+
+// isTempSchema reports whether t names the session's temporary schema:
+// pg_temp, or pg_temp_N as the server calls it.
+func isTempSchema(t token) bool {
+	if t.isName("pg_temp") {
+		return true
+	}
+	if (t.kind != tokWord && t.kind != tokIdent) || len(t.text) <= len("pg_temp_") || !eqFold(t.text[:len("pg_temp_")], "pg_temp_") {
+		return false
+	}
+	for _, c := range []byte(t.text[len("pg_temp_"):]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // do classifies DO [LANGUAGE l] body [LANGUAGE l]: the body, a string or

@@ -106,6 +106,8 @@ var reviewCases = []classifyCase{
 	{"select into local temp", `select * into local temp t from src`, tempTableStmt},
 	{"select into pg_temp", `select * into pg_temp.t from src`, tempTableStmt},
 	{"with select into temp", `with s as (select 1) select * into temp t from s`, tempTableStmt},
+	{"create table in pg_temp_N", `create table pg_temp_3.t (id int)`, tempTableStmt},
+	{"select into quoted pg_temp", `select 1 as a into "pg_temp".t`, tempTableStmt},
 	{"select into unlogged", `select * into unlogged t from src`, ordinary},
 	{"select into table", `select * into t from src`, ordinary},
 	{"insert into table named temp", `insert into temp values (1)`, ordinary},
@@ -120,6 +122,10 @@ var reviewCases = []classifyCase{
 	{"create table as from pg_temp", `create table t as select * from pg_temp.x`, ordinary},
 	{"create unlogged table", `create unlogged table t (id int)`, ordinary},
 	{"explain analyze create temp", `explain analyze create temp table t as select 1`, tempTableStmt},
+
+	// A NUL ends the query string for the server, and with it a comment.
+	{"NUL ends line comment", "create temp table t (id int) -- \x00\n on commit drop", tempTableStmt},
+	{"text after NUL", "select 1\x00; set search_path = x", ordinary}, // the server never runs what follows a NUL
 
 	// Every statement of a multi-statement string.
 	{"set after select", `select 1; set search_path = x`, setStmt},

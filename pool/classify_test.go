@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -94,7 +95,8 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 }
 
 func FuzzClassify(f *testing.F) {
-	for _, s := range []string{"listen x", "/* */ set x=1", "-- \nselect", "/*", "--", "create temp", "declare c with hold", "advisory_"} {
+	for _, s := range []string{"listen x", "/* */ set x=1", "-- \nselect", "/*", "--", "create temp", "declare c with hold", "advisory_",
+		"select E'\\''; set x = 1", "do $$ begin set x = 1; end $$", "select set_config('a', 'b', true); select 1", "select 'a'\n'b'; listen x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, sql string) {
@@ -102,6 +104,18 @@ func FuzzClassify(f *testing.F) {
 		if k != ordinary {
 			assert.NotEmpty(t, k.hint())
 		}
+		// Statements are classified on their own: the text's kind is
+		// the first kind among its statements sent one by one.
+		if i := strings.IndexByte(sql, 0); i >= 0 {
+			sql = sql[:i]
+		}
+		want := ordinary
+		for _, s := range scanStatements(sql) {
+			if want = classify(s); want != ordinary {
+				break
+			}
+		}
+		assert.Equal(t, want, k, "%q", sql)
 	})
 }
 
