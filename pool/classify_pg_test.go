@@ -294,17 +294,31 @@ func simple(ctx context.Context, conn *pgx.Conn, sql string) ([][][]byte, []stri
 	return rows, tags, nil
 }
 
-// sessionState says whether markSetting holds mark and whether this
-// session holds an advisory lock; it then clears both.
-func sessionState(t testing.TB, ctx context.Context, conn *pgx.Conn, mark string) (set, locked bool) {
+// effects is the session state a string left behind.
+type effects struct {
+	set    bool // markSetting holds the mark
+	locked bool // the session holds an advisory lock
+	temp   bool // the session has a temporary table, view or sequence
+}
+
+// any reports whether some session state is left.
+func (e effects) any() bool { return e.set || e.locked || e.temp }
+
+// sessionState reads what session state is left, with mark the value a
+// real SET would have given markSetting, and then clears it all.
+func sessionState(t testing.TB, ctx context.Context, conn *pgx.Conn, mark string) effects {
 	t.Helper()
 	var v *string
-	var n int
-	err := conn.QueryRow(ctx, "select current_setting($1, true), (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid())", markSetting).Scan(&v, &n)
+	var locks, temps int
+	err := conn.QueryRow(ctx, `select current_setting($1, true),
+		(select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()),
+		(select count(*) from pg_class where relnamespace = pg_my_temp_schema())`, markSetting).Scan(&v, &locks, &temps)
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, "select set_config($1, '', false), pg_advisory_unlock_all()", markSetting)
 	require.NoError(t, err)
-	return v != nil && *v == mark, n > 0
+	_, err = conn.Exec(ctx, "discard temp")
+	require.NoError(t, err)
+	return effects{set: v != nil && *v == mark, locked: locks > 0, temp: temps > 0}
 }
 
 // checkPgCase runs c on the server and compares with the scanner: the
@@ -315,9 +329,10 @@ func checkPgCase(t *testing.T, ctx context.Context, conn *pgx.Conn, c pgCase) {
 	sessionState(t, ctx, conn, c.mark)
 	rows, tags, err := simple(ctx, conn, c.sql)
 	require.NoError(t, err, "the generator made SQL the server refuses: %q", c.sql)
-	set, locked := sessionState(t, ctx, conn, c.mark)
-	assert.Equal(t, c.sets, set, "server set the mark: %q", c.sql)
-	assert.Equal(t, c.locks, locked, "server took a session lock: %q", c.sql)
+	e := sessionState(t, ctx, conn, c.mark)
+	assert.Equal(t, c.sets, e.set, "server set the mark: %q", c.sql)
+	assert.Equal(t, c.locks, e.locked, "server took a session lock: %q", c.sql)
+	assert.False(t, e.temp, "server kept a temporary table: %q", c.sql)
 	assert.Equal(t, c.kind, classify(c.sql), "classify: %q", c.sql)
 
 	stmts := scanStatements(c.sql)
@@ -368,21 +383,23 @@ func FuzzScanMatchesPostgres(f *testing.F) {
 }
 
 // TestScanSkipsLikePostgres sends statements where the lexer's corner
-// cases decide whether a SET runs, and checks that the server and the
+// cases decide whether session state is left (a setting, a session
+// advisory lock, a temporary object), and checks that the server and the
 // scanner agree on it.
 func TestScanSkipsLikePostgres(t *testing.T) {
 	ctx, conn := pgConn(t)
 	const set = "set " + markSetting + " = 'MARK'"
+	quoted := strings.ReplaceAll(set, "'", "''")
 	for _, tc := range []struct {
 		name string
 		sql  string
-		kind stmtKind // ordinary exactly when the server does not set the mark
+		kind stmtKind // ordinary exactly when the server leaves no state
 	}{
 		{"line comment ended by CR", "select 1; -- x\r" + set, setStmt},
 		{"line comment to the end", "select 1; -- x " + set, ordinary},
-		{"E string escaped quote", `select E'\'; ` + strings.ReplaceAll(set, "'", "''") + `; --'`, ordinary},
+		{"E string escaped quote", `select E'\'; ` + quoted + `; --'`, ordinary},
 		{"standard string backslash", `select '\'; ` + set + `; --'`, setStmt},
-		{"E string continued", "select E'a'\n'\\'; " + strings.ReplaceAll(set, "'", "''") + "; --'", ordinary},
+		{"E string continued", "select E'a'\n'\\'; " + quoted + "; --'", ordinary},
 		{"standard string continued", "select 'a'\n'\\'; " + set + "; --'", setStmt},
 		{"E string not continued on one line", "select E'a' as x; " + set, setStmt},
 		{"U& string backslash", `select U&'\\'; ` + set, setStmt},
@@ -395,16 +412,45 @@ func TestScanSkipsLikePostgres(t *testing.T) {
 		{"commented set_config", `select pg_catalog.set_config /* ( */ ('` + markSetting + `', 'MARK', 1 = 0)`, setConfigStmt},
 		{"set_config true", `select set_config('` + markSetting + `', 'MARK', true)`, ordinary},
 		{"DO set_config", `do $$ begin perform set_config('` + markSetting + `', 'MARK', false); end $$`, setConfigStmt},
-		{"DO quoted body", `do 'begin raise notice ''/*''; ` + strings.ReplaceAll(set, "'", "''") + `; end -- */'`, setStmt},
-		{"DO set in string", `do $$ begin raise notice '%', '` + strings.ReplaceAll(set, "'", "''") + `'; end $$`, ordinary},
+		{"DO quoted body", `do 'begin raise notice ''/*''; ` + quoted + `; end -- */'`, setStmt},
+		{"DO set in string", `do $$ begin raise notice '%', '` + quoted + `'; end $$`, ordinary},
 		{"DO set after then", `do $$ begin if true then ` + set + `; end if; end $$ language plpgsql`, setStmt},
+		{"quoted lock name", `select "pg_advisory_lock" /* ( */ (7)`, advisoryLockStmt},
+		{"qualified lock name", `select pg_catalog.pg_try_advisory_lock(7)`, advisoryLockStmt},
+		{"U& lock name", `select U&"pg_advisory\005flock"(7)`, advisoryLockStmt},
+		{"U& lock name with UESCAPE", `select U&"pg_advisory!005flock" UESCAPE '!' (7)`, advisoryLockStmt},
+		{"lock name in string", `select 'pg_advisory_lock(7)'`, ordinary},
+		{"xact lock", `select pg_advisory_xact_lock(7)`, ordinary},
+		{"DO lock", `do $$ begin perform pg_advisory_lock(7); end $$`, advisoryLockStmt},
+		{"temp on commit drop", `create temp table t (id int) on commit drop`, ordinary},
+		{"temp on commit drop in comment", `create temp table t (id int) /* on commit drop */`, tempTableStmt},
+		{"temp on commit drop in string", `create temp table t (note text default 'on commit drop')`, tempTableStmt},
+		{"temp on commit delete rows", `create temp table t (id int) on commit delete rows`, tempTableStmt},
+		{"temp view", `create or replace temp view v as select 1`, tempTableStmt},
+		{"temp sequence", `create temp sequence s`, tempTableStmt},
+		{"local temp", `create local temp table t (id int)`, tempTableStmt},
+		{"pg_temp table", `create table pg_temp.t (id int)`, tempTableStmt},
+		{"select into temp", `select 1 as a into temp t`, tempTableStmt},
+		{"select into temporary table", `select 1 as a into temporary table t`, tempTableStmt},
+		{"select into unlogged", `select 1 as a into unlogged supapool_scan_u; drop table supapool_scan_u`, ordinary},
+		{"temp after select", `select 1; create temp table t (id int)`, tempTableStmt},
+		{"DO temp", `do $$ begin create temp table t (id int); end $$`, tempTableStmt},
+		{"DO temp on commit drop", `do $$ begin create temp table t (id int) on commit drop; end $$`, ordinary},
+		{"NUL ends comment", "create temp table t (id int) -- \x00\n on commit drop", tempTableStmt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sessionState(t, ctx, conn, "MARK")
 			_, _, err := simple(ctx, conn, tc.sql)
+			if strings.IndexByte(tc.sql, 0) >= 0 {
+				// The server refuses the message; the scanner classifies
+				// the text before the NUL, which is what the extended
+				// protocol's Parse would take.
+				require.Error(t, err)
+				_, _, err = simple(ctx, conn, tc.sql[:strings.IndexByte(tc.sql, 0)])
+			}
 			require.NoError(t, err, "%q", tc.sql)
-			set, _ := sessionState(t, ctx, conn, "MARK")
-			assert.Equal(t, tc.kind != ordinary, set, "server set the mark: %q", tc.sql)
+			e := sessionState(t, ctx, conn, "MARK")
+			assert.Equal(t, tc.kind != ordinary, e.any(), "server left %+v: %q", e, tc.sql)
 			assert.Equal(t, tc.kind, classify(tc.sql), "%q", tc.sql)
 		})
 	}
