@@ -13,15 +13,27 @@ import "strings"
 // semicolon outside those, and classifies every statement, so that
 // "select 1; set x = 1" is refused like "set x = 1".
 //
-// The scan is one forward pass over the text, allocation free. The body of
-// a DO block is read once more, as its own text, by a second lexer; a DO
-// inside a DO body is refused rather than read a third time, so no byte is
-// read more than twice and the cost is linear in the length of the SQL.
+// The scan is one forward pass over the text, allocation free: the lexer
+// never moves backwards, lookahead (a dollar tag, a string continued on
+// the next line) resumes where it stopped, and the checks that span tokens
+// are state machines fed one token at a time. The body of a DO block is
+// read once more, as its own text, by a second lexer; a DO inside a DO
+// body is refused rather than read a third time. So each byte is looked at
+// a small bounded number of times and the cost is linear in the length of
+// the SQL, whatever it holds (BenchmarkClassifyAdversarial).
 //
 // What it cannot see: functions and procedures that change session state
 // when called (a user function that calls pg_advisory_lock, a CALL), and
 // what dynamic SQL would run. Dynamic SQL in a DO block (EXECUTE) is
 // refused; functions called by name are not looked into.
+//
+// Where it is unsure it refuses: a quoted "PG_ADVISORY_LOCK"(1) names
+// another function than pg_advisory_lock(1) but is refused like it;
+// set_config's third argument must be the keyword true itself; in a DO
+// body a statement is taken to start after ";", BEGIN, THEN, ELSE, LOOP,
+// DECLARE, EXCEPTION and a <<label>>, and INTO TEMP is refused even where
+// plpgsql would read temp as a variable; the ";" inside a BEGIN ATOMIC
+// function body splits it like any other, and each piece is classified.
 //
 // What it assumes: standard_conforming_strings is on (the default since
 // PostgreSQL 9.1, and Supabase's), so that backslashes escape only in
