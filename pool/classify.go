@@ -171,6 +171,10 @@ type stmtScan struct {
 	// into follows SELECT ... INTO: 0 nothing, 1 after INTO, 2 after INTO
 	// LOCAL or GLOBAL, 3 after INTO pg_temp.
 	into int
+
+	// upd follows UPDATE [ONLY] [pg_catalog.]pg_settings: 0 nothing, 1
+	// after UPDATE or ONLY, 2 after pg_catalog, 3 after its ".".
+	upd int
 }
 
 // run classifies every statement in the text and returns the first kind
@@ -249,6 +253,7 @@ func (sc *stmtScan) next() token {
 	}
 	sc.callCheck(t)
 	sc.intoCheck(t)
+	sc.settingsCheck(t)
 	if sc.body && t.isWord("execute") {
 		sc.refuse(dynamicSQLStmt)
 	}
@@ -262,7 +267,7 @@ func (sc *stmtScan) endStatement() {
 		// there is nothing to prove it harmless either.
 		sc.refuse(setConfigStmt)
 	}
-	sc.depth, sc.into = 0, 0
+	sc.depth, sc.into, sc.upd = 0, 0, 0
 	sc.call.set, sc.cfg.active = false, false
 }
 
@@ -369,6 +374,38 @@ func (sc *stmtScan) intoCheck(t token) {
 	sc.into = 0
 	if t.isWord("into") && !sc.hist[1].isWord("insert") && !sc.hist[1].isWord("merge") {
 		sc.into = 1
+	}
+}
+
+// settingsCheck finds UPDATE pg_settings, which is SET by another name:
+// the new value holds for the rest of the session. It may be a statement
+// of its own or sit in a WITH; UPDATE followed by anything else (FOR
+// UPDATE OF, DO UPDATE SET, GRANT UPDATE ON) is not one.
+func (sc *stmtScan) settingsCheck(t token) {
+	switch sc.upd {
+	case 1:
+		switch {
+		case t.isName("pg_settings"):
+			sc.refuse(setStmt)
+		case t.isWord("only"):
+			return
+		case t.isName("pg_catalog"):
+			sc.upd = 2
+			return
+		}
+	case 2:
+		if t.isPunct('.') {
+			sc.upd = 3
+			return
+		}
+	case 3:
+		if t.isName("pg_settings") {
+			sc.refuse(setStmt)
+		}
+	}
+	sc.upd = 0
+	if t.isWord("update") {
+		sc.upd = 1
 	}
 }
 

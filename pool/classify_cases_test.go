@@ -127,6 +127,16 @@ var reviewCases = []classifyCase{
 	{"NUL ends line comment", "create temp table t (id int) -- \x00\n on commit drop", tempTableStmt},
 	{"text after NUL", "select 1\x00; set search_path = x", ordinary}, // the server never runs what follows a NUL
 
+	// UPDATE pg_settings is SET.
+	{"update pg_settings", `update pg_settings set setting = 'x' where name = 'search_path'`, setStmt},
+	{"update only qualified pg_settings", `UPDATE ONLY pg_catalog.pg_settings SET setting = 'x' WHERE name = 'search_path'`, setStmt},
+	{"update quoted pg_settings in WITH", `with u as (update "pg_settings" set setting = 'x' where name = 'search_path' returning 1) select * from u`, setStmt},
+	{"DO update pg_settings", `do $$ begin update pg_settings set setting = 'x' where name = 'search_path'; end $$`, setStmt},
+	{"select from pg_settings", `select setting from pg_settings where name = 'search_path'`, ordinary},
+	{"update other table", `update settings set setting = 'x'`, ordinary},
+	{"grant update on pg_settings", `grant update on pg_settings to app`, ordinary},
+	{"on conflict do update", `insert into t values (1) on conflict (id) do update set pg_settings = 1`, ordinary},
+
 	// Every statement of a multi-statement string.
 	{"set after select", `select 1; set search_path = x`, setStmt},
 	{"listen after select", `select 1; listen x`, listenStmt},

@@ -455,3 +455,19 @@ func TestScanSkipsLikePostgres(t *testing.T) {
 		})
 	}
 }
+
+// TestScanUpdatePgSettings checks that UPDATE pg_settings, which the
+// scanner refuses as SET, does set a parameter for the session (custom
+// placeholders are not in pg_settings, so application_name stands in).
+func TestScanUpdatePgSettings(t *testing.T) {
+	ctx, conn := pgConn(t)
+	sql := `update pg_catalog.pg_settings set setting = 'scan_mark' where name = 'application_name'`
+	_, _, err := simple(ctx, conn, sql)
+	require.NoError(t, err)
+	var v string
+	require.NoError(t, conn.QueryRow(ctx, "select current_setting('application_name')").Scan(&v))
+	_, err = conn.Exec(ctx, "reset application_name")
+	require.NoError(t, err)
+	assert.Equal(t, "scan_mark", v, "the update outlives its statement")
+	assert.Equal(t, setStmt, classify(sql))
+}
