@@ -258,12 +258,16 @@ func (g *pgGen) pgCase() pgCase {
 	return c
 }
 
-// pgConn connects to the shared bed directly, as the app role.
+// pgConn connects to the shared bed directly, as the app role. Its
+// context ends with the test, not at a deadline, because a fuzz target's
+// setup lasts as long as the fuzzing; checks set their own timeouts.
 func pgConn(t testing.TB) (context.Context, *pgx.Conn) {
 	bed := testbed.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	conn, err := pgx.Connect(ctx, bed.DirectURL)
+	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ccancel()
+	conn, err := pgx.Connect(cctx, bed.DirectURL)
 	if err != nil {
 		// pgx's connect errors name host, user and database, not the
 		// password.
@@ -326,6 +330,8 @@ func sessionState(t testing.TB, ctx context.Context, conn *pgx.Conn, mark string
 // classify finds and the session state the server was left with.
 func checkPgCase(t *testing.T, ctx context.Context, conn *pgx.Conn, c pgCase) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	sessionState(t, ctx, conn, c.mark)
 	rows, tags, err := simple(ctx, conn, c.sql)
 	require.NoError(t, err, "the generator made SQL the server refuses: %q", c.sql)
@@ -439,6 +445,8 @@ func TestScanSkipsLikePostgres(t *testing.T) {
 		{"NUL ends comment", "create temp table t (id int) -- \x00\n on commit drop", tempTableStmt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
 			sessionState(t, ctx, conn, "MARK")
 			_, _, err := simple(ctx, conn, tc.sql)
 			if strings.IndexByte(tc.sql, 0) >= 0 {
@@ -461,6 +469,8 @@ func TestScanSkipsLikePostgres(t *testing.T) {
 // placeholders are not in pg_settings, so application_name stands in).
 func TestScanUpdatePgSettings(t *testing.T) {
 	ctx, conn := pgConn(t)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	sql := `update pg_catalog.pg_settings set setting = 'scan_mark' where name = 'application_name'`
 	_, _, err := simple(ctx, conn, sql)
 	require.NoError(t, err)
