@@ -71,9 +71,10 @@ func TestClassify(t *testing.T) {
 
 // The check runs on every query, so it must not allocate when the
 // statement is accepted: not for multi-statement strings, DO blocks (whose
-// bodies get a lexer of their own) or set_config calls either.
+// bodies get a lexer of their own) or set_config calls either, nor for any
+// accepted case of TestClassifyReview.
 func TestClassifyDoesNotAllocate(t *testing.T) {
-	for _, sql := range []string{
+	sqls := []string{
 		"/* app */ select id, name from users where id = $1 and org = $2",
 		"select 1; select 'a;b' -- c\r; select E'it\\'s'; select $t$;$t$",
 		"begin; set local search_path = app; select set_config('a.b', 'c', true); commit",
@@ -81,7 +82,15 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 		"do 'begin raise notice ''set x''; end'",
 		"create temp table t (id int) on commit drop; select * into unlogged u from t",
 		`select U&"d\0061t" from t where "pg_advisory_lock" = 1`,
-	} {
+		`select U&"d\0061t"(1), U&"x!0061" UESCAPE '!' (2)`,
+		`create table pg_temp_12.x (a int) on commit drop`,
+	}
+	for _, tc := range reviewCases {
+		if tc.want == ordinary {
+			sqls = append(sqls, tc.sql)
+		}
+	}
+	for _, sql := range sqls {
 		if k := classify(sql); k != ordinary {
 			t.Fatalf("%q: refused as %v", sql, k)
 		}
