@@ -131,8 +131,8 @@ func sortApps(apps []AppUsage) {
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Application < apps[j].Application })
 }
 
-// run sends the poll's query through the DB or the monitor's own
-// connection. The caller holds m.sem.
+// query sends the poll's query through the DB or the monitor's own
+// connection. The caller holds the turn.
 func (m *Monitor) query(ctx context.Context) (raw, error) {
 	// The simple protocol needs no prepared statement, so the query also
 	// works through a transaction-mode pooler and leaves no statement
@@ -165,8 +165,8 @@ func (m *Monitor) query(ctx context.Context) (raw, error) {
 	return r, err
 }
 
-// closeConn closes the monitor's own connection, if any. The caller holds
-// m.sem.
+// closeConn closes the monitor's own connection, if any, waiting at most a
+// second for the server to hear it. The caller holds the turn.
 func (m *Monitor) closeConn() {
 	if m.conn == nil {
 		return
