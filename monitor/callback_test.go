@@ -37,11 +37,20 @@ func returns(t *testing.T, what string, f func()) bool {
 	}
 }
 
+// noLeaks fails t if goroutines started after this call outlive the test
+// and its cleanups. Call it first thing, after starting the shared bed,
+// whose servers outlive every test; not in a parallel test, whose
+// neighbours' goroutines would count.
+func noLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
 // A callback may call Poll or Close: callbacks run after the poll has given
 // back its turn.
 func TestCallbacksMayPollAndClose(t *testing.T) {
-	t.Parallel()
 	bed := testbed.Start(t)
+	noLeaks(t)
 	const app = "callback-app"
 	open(t, bed.DirectURL, app, 2)
 	watch := open(t, bed.AdminURL, "callback-watch", 1)[0]
@@ -113,8 +122,8 @@ func TestCallbacksMayPollAndClose(t *testing.T) {
 // Reports of a poll that a callback makes are delivered after that callback
 // returns, in order, none lost, none nested.
 func TestCallbackPollReportsComeAfterIt(t *testing.T) {
-	t.Parallel()
 	bed := testbed.Start(t)
+	noLeaks(t)
 	ctx := ctxT(t)
 	const app = "callback-order"
 	plan, err := budget.Plan(budget.Spec{Limit: 60, Reserved: 5, Apps: []budget.App{{Name: app, Instances: 1, Max: 1}}})
@@ -185,8 +194,8 @@ func (d *blockingDB) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 // Close does not wait for a poll in progress: it cancels it. The poll here
 // is stuck behind a real lock or a full pool with a long timeout.
 func TestCloseCancelsPollInProgress(t *testing.T) {
-	testbed.Start(t) // the shared bed's servers outlive this test
-	ignore := goleak.IgnoreCurrent()
+	testbed.Start(t)
+	noLeaks(t)
 	for _, tc := range []struct {
 		name string
 		// setup returns a monitor with one good poll behind it, and block,
@@ -276,5 +285,4 @@ func TestCloseCancelsPollInProgress(t *testing.T) {
 			require.NoError(t, m.Close())
 		})
 	}
-	goleak.VerifyNone(t, ignore)
 }

@@ -343,6 +343,7 @@ func TestLevelsOnARealServer(t *testing.T) {
 // test waits on what the monitor shows (its alerts and snapshots), never
 // on the clock.
 func TestServerRestartDuringPolling(t *testing.T) {
+	noLeaks(t)
 	bed := testbed.NewT(t, testbed.Options{MaxConnections: 60, NoPooler: true})
 	ctx := ctxT(t)
 	failing := make(chan monitor.Alert, 16)
