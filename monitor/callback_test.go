@@ -32,7 +32,7 @@ func returns(t *testing.T, what string, f func()) bool {
 	case <-done:
 		return true
 	case <-time.After(hangAfter):
-		t.Errorf("%s did not return: deadlock", what)
+		t.Errorf("%s did not return within %s: deadlocked or blocked", what, hangAfter)
 		return false
 	}
 }
