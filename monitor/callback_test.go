@@ -199,11 +199,15 @@ func TestCloseCancelsPollInProgress(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// setup returns a monitor with one good poll behind it, and block,
-		// which makes the next poll wait until unblock.
-		setup func(t *testing.T, ctx context.Context) (m *monitor.Monitor, block func(), started func(), unblock func())
+		// which makes the next poll wait until unblock; started returns
+		// once that poll waits. It returns the context to use too,
+		// counted from when the servers are up: starting a bed on a
+		// loaded machine takes a while.
+		setup func(t *testing.T) (ctx context.Context, m *monitor.Monitor, block, started, unblock func())
 	}{
-		{"own connection waits for a catalog lock", func(t *testing.T, ctx context.Context) (*monitor.Monitor, func(), func(), func()) {
+		{"own connection waits for a catalog lock", func(t *testing.T) (context.Context, *monitor.Monitor, func(), func(), func()) {
 			bed := testbed.NewT(t, testbed.Options{NoPooler: true})
+			ctx := ctxT(t)
 			m, err := monitor.New(monitor.Config{URL: bed.AdminURL, Timeout: 10 * time.Minute})
 			require.NoError(t, err)
 			_, err = m.Poll(ctx) // connects before the lock, which would stop that too
@@ -225,10 +229,11 @@ func TestCloseCancelsPollInProgress(t *testing.T) {
 				}, 20*time.Second, 5*time.Millisecond, "the poll waits for the lock")
 			}
 			unblock := func() { _ = tx.Rollback(ctx) }
-			return m, block, started, unblock
+			return ctx, m, block, started, unblock
 		}},
-		{"caller's pool has no free connection", func(t *testing.T, ctx context.Context) (*monitor.Monitor, func(), func(), func()) {
+		{"caller's pool has no free connection", func(t *testing.T) (context.Context, *monitor.Monitor, func(), func(), func()) {
 			bed := testbed.Start(t)
+			ctx := ctxT(t)
 			cfg, err := pgxpool.ParseConfig(bed.DirectURL)
 			require.NoError(t, err)
 			cfg.MaxConns = 1
@@ -248,12 +253,11 @@ func TestCloseCancelsPollInProgress(t *testing.T) {
 			}
 			started := func() { <-db.started }
 			unblock := func() { held.Release() }
-			return m, block, started, unblock
+			return ctx, m, block, started, unblock
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t)
-			m, block, started, unblock := tc.setup(t, ctx)
+			ctx, m, block, started, unblock := tc.setup(t)
 			block()
 			unblocked := false
 			t.Cleanup(func() {
