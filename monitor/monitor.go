@@ -197,8 +197,9 @@ func (m *Monitor) Snapshot() Snapshot {
 // the pool), so Close returns after cancelling.
 //
 // Close does not end the monitor: a later poll opens a new connection, and
-// Run may be called again. It always returns nil; the error is there for
-// io.Closer.
+// Run may be called again. Close does not stop Run either (cancel Run's
+// context for that): a Run in progress polls again at its next tick. It
+// always returns nil; the error is there for io.Closer.
 func (m *Monitor) Close() error {
 	m.mu.Lock()
 	m.closing++
