@@ -16,12 +16,12 @@ type DB interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Defaults for [Config]'s zero fields.
+// Defaults for Config's zero fields; each field's comment states its own.
 const (
-	DefaultInterval        = 10 * time.Second
-	DefaultMaxPollTimeout  = 5 * time.Second
-	DefaultIdleInTxAlert   = time.Minute
-	DefaultApplicationName = "supapool-monitor"
+	defaultInterval        = 10 * time.Second
+	defaultMaxPollTimeout  = 5 * time.Second
+	defaultIdleInTxAlert   = time.Minute
+	defaultApplicationName = "supapool-monitor"
 )
 
 // Config configures a [Monitor]. Only one of DB and URL is set.
@@ -36,17 +36,17 @@ type Config struct {
 	DB DB
 
 	// URL makes the monitor keep one connection of its own, opened on the
-	// first poll and reopened after any failure; it is the only one it
-	// ever holds. Its application_name is DefaultApplicationName unless
+	// first poll and reopened after any failure or Close; it is the only
+	// one it ever holds. Its application_name is "supapool-monitor" unless
 	// the URL sets one. Use a direct URL, not a pooler's.
 	URL string
 
 	// Interval is the time between polls in Run. Default 10s.
 	Interval time.Duration
 
-	// Timeout bounds each poll, connecting included. Default
-	// min(Interval, 5s): a poll never outlives its turn, so polls never
-	// overlap and never queue behind a full server.
+	// Timeout bounds each poll, connecting included. Default the smaller
+	// of Interval and 5 seconds: a poll never outlives its turn, so polls
+	// never overlap and never queue behind a full server.
 	Timeout time.Duration
 
 	// Levels sets the Yellow and Red thresholds and their hysteresis.
@@ -63,13 +63,19 @@ type Config struct {
 	IdleInTxAlert time.Duration
 
 	// OnChange is called after a poll changes the level (after
-	// hysteresis), with the snapshot that changed it. It is called from
-	// the polling goroutine, one call at a time, while the poll still
-	// holds its turn: a slow OnChange delays the next poll, and one that
-	// calls Poll or Close deadlocks.
+	// hysteresis), with the snapshot that changed it.
+	//
+	// It is called after the poll has ended and given back its turn, with
+	// no lock held, so it may call Poll, Snapshot or Close. Calls to
+	// OnChange and OnAlert are made one at a time, in the order of the
+	// polls that caused them, none dropped, on the goroutine of Run or of
+	// a Poll (not always the Poll whose poll caused the call: see
+	// [Monitor.Poll]). A slow callback delays the goroutine running it:
+	// under Run, the next poll.
 	OnChange func(Snapshot)
 
-	// OnAlert is called when an alert is raised or cleared, like OnChange.
+	// OnAlert is called when an alert is raised or cleared, as OnChange
+	// is; a poll's level change comes before its alerts.
 	OnAlert func(Alert)
 
 	// Logger receives a warning on each level change, raised alert and

@@ -17,7 +17,7 @@
 //		Logger:   logger,
 //	})
 //	if err != nil { ... }
-//	go m.Run(ctx)
+//	go m.Run(ctx) // polls until ctx ends
 //	http.Handle("/debug/connections", m.Handler())
 //
 // # Cost to the server
@@ -52,12 +52,26 @@
 // raise [AlertPollFailing]. Each alert is reported once when raised and
 // once when cleared, through [Config.OnAlert] and the logger.
 //
+// # Callbacks and closing
+//
+// OnChange, OnAlert and the log lines run after the poll that caused them
+// has ended, with no lock held: a callback may call [Monitor.Poll],
+// [Monitor.Snapshot] or [Monitor.Close]. They run one at a time, in the
+// order of the polls that caused them, on the goroutine of Run or Poll;
+// the monitor starts no goroutine of its own.
+//
+// [Monitor.Close] does not wait for a slow poll: it cancels the poll in
+// progress (which returns [ErrClosed] and is not counted as failed) and
+// closes the monitor's own connection.
+//
 // # Privileges
 //
 // A role without pg_read_all_stats cannot see other roles' backends in
 // detail. The monitor counts them anyway, under [StateHidden], so totals
 // and levels stay right; grant the role pg_monitor to see their
-// applications' states and ages.
+// applications' states and ages. Client backends and reserved slots are
+// counted exactly as supapool's pool counts them when it decides that the
+// server is full, from one shared definition.
 //
 // Prometheus metrics live in the sub-package prommonitor, so services that
 // do not use Prometheus do not link its client.

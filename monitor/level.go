@@ -54,14 +54,15 @@ func (l *Level) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Default [Levels]: the thresholds Supabase's Free tier (60 connections)
-// is watched with by hand, Green below 30, Yellow from 30 to 45, Red above
-// 45; a margin of 3 connections there; three polls before a level drops.
+// Defaults for Levels' zero fields, each stated on its field: the
+// thresholds Supabase's Free tier (60 connections) is watched with by
+// hand, Green below 30, Yellow from 30 to 45, Red above 45; a margin of 3
+// connections there; three polls before a level drops.
 const (
-	DefaultYellow = 0.50
-	DefaultRed    = 0.75
-	DefaultMargin = 0.05
-	DefaultPolls  = 3
+	defaultYellow = 0.50
+	defaultRed    = 0.75
+	defaultMargin = 0.05
+	defaultPolls  = 3
 )
 
 // Levels says where Yellow and Red begin and how reluctantly they end.
@@ -103,16 +104,16 @@ type Levels struct {
 
 func (l Levels) withDefaults() Levels {
 	if l.Yellow == 0 {
-		l.Yellow = DefaultYellow
+		l.Yellow = defaultYellow
 	}
 	if l.Red == 0 {
-		l.Red = DefaultRed
+		l.Red = defaultRed
 	}
 	if l.Margin == 0 {
-		l.Margin = DefaultMargin
+		l.Margin = defaultMargin
 	}
 	if l.Polls == 0 {
-		l.Polls = DefaultPolls
+		l.Polls = defaultPolls
 	}
 	return l
 }

@@ -19,10 +19,16 @@ var (
 	// ErrNoPoll is the Err of the snapshot returned before any poll has
 	// succeeded.
 	ErrNoPoll = errors.New("monitor: no successful poll yet")
+	// ErrClosed is returned by a poll that Close cancelled. Such a poll
+	// is not counted as failed: it says nothing about the server.
+	ErrClosed = errors.New("monitor: closed")
 )
 
 // Monitor polls pg_stat_activity and keeps the latest [Snapshot]. Its
-// methods are safe for concurrent use.
+// methods are safe for concurrent use, from OnChange and OnAlert too.
+//
+// A monitor starts no goroutine of its own: polls run on the goroutine of
+// Run or Poll, and so do the callbacks.
 type Monitor struct {
 	db       DB
 	connCfg  *pgx.ConnConfig
@@ -31,9 +37,13 @@ type Monitor struct {
 	cfg      Config
 	log      *zap.Logger
 
-	// sem is held by the poll in progress, so two never run at once; the
-	// monitor's own connection and the poll state below belong to it.
-	sem    chan struct{}
+	// turn is held by the poll in progress, so two never run at once; the
+	// monitor's own connection and the poll state below belong to its
+	// holder. It is held across the poll's query, the one wait a poll
+	// makes, which Timeout bounds and Close cancels; never across a user
+	// callback or a log write: a poll queues those in pending and they run
+	// after it gives the turn back.
+	turn   chan struct{}
 	conn   *pgx.Conn
 	levels *hysteresis
 	raised map[alertKey]bool
@@ -41,8 +51,23 @@ type Monitor struct {
 	running atomic.Bool
 	skipped atomic.Uint64
 
+	// mu guards the fields below. Long-running operations are not allowed
+	// while mu is held: no I/O, no callback, no log write, no wait for the
+	// turn.
 	mu   sync.Mutex
 	last Snapshot
+	// cancel cancels the poll in progress with ErrClosed; nil between
+	// polls.
+	cancel context.CancelCauseFunc
+	// closing counts Close calls in progress: a poll that gets the turn
+	// meanwhile returns ErrClosed at once, so Close waits for one poll at
+	// most.
+	closing int
+	// pending are the reports (log lines and callbacks) polls have made
+	// and nobody has run yet, oldest first; reporting is set while a
+	// goroutine runs them.
+	pending   []func()
+	reporting bool
 }
 
 // New checks cfg and returns a monitor. It does not connect: the first
@@ -70,7 +95,7 @@ func New(cfg Config) (*Monitor, error) {
 		timeout:  cfg.Timeout,
 		cfg:      cfg,
 		log:      cfg.Logger,
-		sem:      make(chan struct{}, 1),
+		turn:     make(chan struct{}, 1),
 		levels:   newHysteresis(cfg.Levels),
 		raised:   map[alertKey]bool{},
 	}
@@ -81,7 +106,7 @@ func New(cfg Config) (*Monitor, error) {
 			errs = append(errs, fmt.Errorf("monitor: url: %w", err))
 		} else {
 			if cc.RuntimeParams["application_name"] == "" {
-				cc.RuntimeParams["application_name"] = DefaultApplicationName
+				cc.RuntimeParams["application_name"] = defaultApplicationName
 			}
 			m.connCfg = cc
 		}
@@ -90,13 +115,13 @@ func New(cfg Config) (*Monitor, error) {
 		return nil, err
 	}
 	if m.interval == 0 {
-		m.interval = DefaultInterval
+		m.interval = defaultInterval
 	}
 	if m.timeout == 0 {
-		m.timeout = min(m.interval, DefaultMaxPollTimeout)
+		m.timeout = min(m.interval, defaultMaxPollTimeout)
 	}
 	if m.cfg.IdleInTxAlert == 0 {
-		m.cfg.IdleInTxAlert = DefaultIdleInTxAlert
+		m.cfg.IdleInTxAlert = defaultIdleInTxAlert
 	}
 	if m.log == nil {
 		m.log = zap.NewNop()
@@ -107,8 +132,9 @@ func New(cfg Config) (*Monitor, error) {
 
 // Run polls now and then every Interval until ctx ends, and returns
 // ctx's error. A tick that finds a poll still running (one started with
-// Poll) is skipped, not queued. Run closes the monitor's own connection
-// when it returns.
+// Poll) is skipped, not queued. The callbacks run on Run's goroutine
+// between polls. Run calls Close when it returns, which closes the
+// monitor's own connection and cancels a Poll then in progress.
 func (m *Monitor) Run(ctx context.Context) error {
 	if !m.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -119,9 +145,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		select {
-		case m.sem <- struct{}{}:
-			_, _ = m.poll(ctx)
-			<-m.sem
+		case m.turn <- struct{}{}:
+			_, _ = m.pollHeld(ctx)
+			m.report()
 		default:
 			m.skipped.Add(1)
 			m.log.Debug("monitor: poll skipped: previous poll still running")
@@ -138,14 +164,20 @@ func (m *Monitor) Run(ctx context.Context) error {
 // returns the new snapshot. On failure it returns the stale snapshot (the
 // last good data, Stale set) and the error. Handy for one-shot tools and
 // tests; Run is the usual way.
+//
+// Poll runs the callbacks its poll causes before it returns, unless
+// another goroutine (Run's, or another Poll's) is running callbacks at the
+// time: that one then runs them, in order, after its own. So a callback
+// may call Poll: its poll's callbacks follow once it has returned.
 func (m *Monitor) Poll(ctx context.Context) (Snapshot, error) {
 	select {
-	case m.sem <- struct{}{}:
+	case m.turn <- struct{}{}:
 	case <-ctx.Done():
 		return m.Snapshot(), ctx.Err()
 	}
-	defer func() { <-m.sem }()
-	return m.poll(ctx)
+	s, err := m.pollHeld(ctx)
+	m.report()
+	return s, err
 }
 
 // Snapshot returns the latest snapshot. Before the first successful poll it
@@ -156,32 +188,71 @@ func (m *Monitor) Snapshot() Snapshot {
 	return m.last
 }
 
-// Close closes the monitor's own connection (Config.URL), waiting for a
-// poll in progress. A later poll opens a new one. With Config.DB it does
-// nothing: the caller owns the pool.
+// Close cancels the poll in progress, if any, and closes the monitor's own
+// connection (Config.URL). The cancelled poll returns ErrClosed and is not
+// counted as failed. Close waits only for that poll to stop, which it does
+// as soon as pgx sees the cancellation, and then closes the connection
+// with a one-second bound, so it returns promptly whatever the server is
+// doing. With Config.DB there is no connection to close (the caller owns
+// the pool), so Close returns after cancelling.
+//
+// Close does not end the monitor: a later poll opens a new connection, and
+// Run may be called again. Close does not stop Run either (cancel Run's
+// context for that): a Run in progress polls again at its next tick. It
+// always returns nil; the error is there for io.Closer.
 func (m *Monitor) Close() error {
-	m.sem <- struct{}{}
-	defer func() { <-m.sem }()
+	m.mu.Lock()
+	m.closing++
+	if m.cancel != nil {
+		m.cancel(ErrClosed)
+	}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.closing--
+		m.mu.Unlock()
+	}()
+	if m.db != nil {
+		return nil
+	}
+	m.turn <- struct{}{}
+	defer func() { <-m.turn }()
 	m.closeConn()
 	return nil
 }
 
-// poll runs one poll. The caller holds m.sem.
-func (m *Monitor) poll(ctx context.Context) (Snapshot, error) {
-	pctx, cancel := context.WithTimeout(ctx, m.timeout)
-	defer cancel()
+// pollHeld runs one poll; the caller has taken the turn, which pollHeld
+// gives back. The poll's reports are queued for report.
+func (m *Monitor) pollHeld(ctx context.Context) (Snapshot, error) {
+	defer func() { <-m.turn }()
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	m.mu.Lock()
+	prev := m.last
+	if m.closing > 0 {
+		m.mu.Unlock()
+		return prev, ErrClosed
+	}
+	m.cancel = cancel
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.cancel = nil
+		m.mu.Unlock()
+	}()
+
+	pctx, cancelTimeout := context.WithTimeout(cctx, m.timeout)
+	defer cancelTimeout()
 	start := time.Now()
 	r, err := m.query(pctx)
 	took := time.Since(start)
-
-	m.mu.Lock()
-	prev := m.last
-	m.mu.Unlock()
-
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller is stopping us; that says nothing about the server.
 			return prev, err
+		}
+		if errors.Is(context.Cause(cctx), ErrClosed) {
+			return prev, ErrClosed
 		}
 		return m.fail(prev, err, took)
 	}
@@ -202,26 +273,26 @@ func (m *Monitor) poll(ctx context.Context) (Snapshot, error) {
 	}
 	notes = append(notes, alerts(s, m.cfg.IdleInTxAlert, m.raised)...)
 
-	m.mu.Lock()
-	m.last = s
-	m.mu.Unlock()
-
+	var reports []func()
 	// A monitor starts at Green, so a first poll that finds the server
 	// beyond it is a change too.
-	prevLevel := prev.Level
-	if s.Level != prevLevel {
-		m.log.Warn("monitor: connection level changed",
-			zap.Stringer("from", prevLevel), zap.Stringer("to", s.Level),
-			zap.Int("total", s.Total), zap.Int("max_connections", s.MaxConnections))
-		if m.cfg.OnChange != nil {
-			m.cfg.OnChange(s)
-		}
+	if prevLevel := prev.Level; s.Level != prevLevel {
+		reports = append(reports, func() {
+			m.log.Warn("monitor: connection level changed",
+				zap.Stringer("from", prevLevel), zap.Stringer("to", s.Level),
+				zap.Int("total", s.Total), zap.Int("max_connections", s.MaxConnections))
+			if m.cfg.OnChange != nil {
+				m.cfg.OnChange(s)
+			}
+		})
 	}
-	m.notify(notes)
+	reports = append(reports, m.alertReports(notes)...)
+	m.publish(s, reports)
 	return s, nil
 }
 
-// fail records a failed poll: the last data stays, marked stale.
+// fail records a failed poll: the last data stays, marked stale. The
+// caller holds the turn.
 func (m *Monitor) fail(prev Snapshot, err error, took time.Duration) (Snapshot, error) {
 	s := prev
 	s.Stale = true
@@ -231,32 +302,84 @@ func (m *Monitor) fail(prev Snapshot, err error, took time.Duration) (Snapshot, 
 	s.Failed = prev.Failed + 1
 	s.Skipped = m.skipped.Load()
 	s.PollDuration = took
-	m.mu.Lock()
-	m.last = s
-	m.mu.Unlock()
+	var reports []func()
 	k := alertKey{kind: AlertPollFailing}
 	if !m.raised[k] {
 		m.raised[k] = true
-		m.notify([]Alert{{Kind: AlertPollFailing, Raised: true, Time: time.Now(), Message: "polls failing: " + err.Error()}})
+		reports = m.alertReports([]Alert{{Kind: AlertPollFailing, Raised: true, Time: time.Now(), Message: "polls failing: " + err.Error()}})
 	} else {
-		m.log.Debug("monitor: poll failed", zap.Error(err), zap.Int("failures", s.Failures))
+		reports = append(reports, func() {
+			m.log.Debug("monitor: poll failed", zap.Error(err), zap.Int("failures", s.Failures))
+		})
 	}
+	m.publish(s, reports)
 	return s, err
 }
 
-func (m *Monitor) notify(as []Alert) {
-	for _, a := range as {
-		fields := []zap.Field{zap.String("alert", string(a.Kind)), zap.String("detail", a.Message)}
-		if a.Application != "" {
-			fields = append(fields, zap.String("application", a.Application))
-		}
-		if a.Raised {
-			m.log.Warn("monitor: alert raised", fields...)
-		} else {
-			m.log.Info("monitor: alert cleared", fields...)
-		}
-		if m.cfg.OnAlert != nil {
-			m.cfg.OnAlert(a)
-		}
+// publish makes s the latest snapshot and queues its reports, in one step,
+// so that reports run in the order of the snapshots that made them. The
+// caller holds the turn.
+func (m *Monitor) publish(s Snapshot, reports []func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.last = s
+	m.pending = append(m.pending, reports...)
+}
+
+// report runs the queued reports one at a time, oldest first, with no lock
+// held, unless another goroutine is already running them: that one then
+// runs these too, after its current one. The caller holds no lock and not
+// the turn, so a callback may poll; the reports of its poll are queued
+// and run when it returns.
+func (m *Monitor) report() {
+	m.mu.Lock()
+	if m.reporting {
+		m.mu.Unlock()
+		return
 	}
+	m.reporting = true
+	locked := true
+	defer func() {
+		// Also when a callback panics: the reports queued behind it run
+		// on the next report.
+		if !locked {
+			m.mu.Lock()
+		}
+		m.reporting = false
+		m.mu.Unlock()
+	}()
+	for len(m.pending) > 0 {
+		f := m.pending[0]
+		m.pending[0] = nil
+		m.pending = m.pending[1:]
+		m.mu.Unlock()
+		locked = false
+		f()
+		m.mu.Lock()
+		locked = true
+	}
+	m.pending = nil
+}
+
+// alertReports returns the reports of alerts: a log line each, then
+// OnAlert.
+func (m *Monitor) alertReports(as []Alert) []func() {
+	out := make([]func(), 0, len(as))
+	for _, a := range as {
+		out = append(out, func() {
+			fields := []zap.Field{zap.String("alert", string(a.Kind)), zap.String("detail", a.Message)}
+			if a.Application != "" {
+				fields = append(fields, zap.String("application", a.Application))
+			}
+			if a.Raised {
+				m.log.Warn("monitor: alert raised", fields...)
+			} else {
+				m.log.Info("monitor: alert cleared", fields...)
+			}
+			if m.cfg.OnAlert != nil {
+				m.cfg.OnAlert(a)
+			}
+		})
+	}
+	return out
 }

@@ -93,8 +93,8 @@ func TestCountsMatchKnownConnections(t *testing.T) {
 	assert.Equal(t, map[string]int{"idle in transaction": 2}, a.ByState)
 	assert.False(t, a.Planned)
 
-	// The monitor's own backend is counted, under its own name.
-	self := appGroups(s, monitor.DefaultApplicationName)
+	// The monitor's own backend is counted, under its default name.
+	self := appGroups(s, "supapool-monitor")
 	assert.Equal(t, 1, self["active"].Count)
 
 	// Totals add up.
@@ -338,58 +338,76 @@ func TestLevelsOnARealServer(t *testing.T) {
 	assert.Equal(t, []monitor.Level{monitor.Yellow, monitor.Red, monitor.Green}, changes)
 }
 
-// A restart while Run polls: the failure is reported, the last snapshot is
-// kept and marked stale, and polling recovers on its own.
+// A restart while Run polls: the failure is reported once, the last
+// snapshot is kept and marked stale, and polling recovers on its own. The
+// test waits on what the monitor shows (its alerts and snapshots), never
+// on the clock.
 func TestServerRestartDuringPolling(t *testing.T) {
+	noLeaks(t)
 	bed := testbed.NewT(t, testbed.Options{MaxConnections: 60, NoPooler: true})
 	ctx := ctxT(t)
-	var mu sync.Mutex
-	var alerts []monitor.Alert
-	m := newMonitor(t, monitor.Config{URL: bed.DirectURL, Interval: 50 * time.Millisecond, OnAlert: func(a monitor.Alert) {
-		mu.Lock()
-		alerts = append(alerts, a)
-		mu.Unlock()
+	failing := make(chan monitor.Alert, 16)
+	m := newMonitor(t, monitor.Config{URL: bed.DirectURL, Interval: 20 * time.Millisecond, OnAlert: func(a monitor.Alert) {
+		if a.Kind == monitor.AlertPollFailing {
+			failing <- a
+		}
 	}})
+	next := func(what string) monitor.Alert {
+		t.Helper()
+		select {
+		case a := <-failing:
+			return a
+		case <-ctx.Done():
+			t.Fatalf("no %s alert: %v", what, ctx.Err())
+			return monitor.Alert{}
+		}
+	}
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- m.Run(rctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	stopped := false
+	stopRun := func() {
+		if !stopped {
+			stopped = true
+			stop()
+			<-done
+		}
+	}
+	t.Cleanup(stopRun)
 
-	require.Eventually(t, func() bool { return !m.Snapshot().Stale }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return !m.Snapshot().Stale }, 20*time.Second, 5*time.Millisecond)
 	good := m.Snapshot()
 
 	testbed.Fault(t, bed.StopPostgres(testbed.Fast))
-	require.Eventually(t, func() bool { return m.Snapshot().Stale }, 20*time.Second, 10*time.Millisecond)
-	// Let a few polls fail: the alert must not repeat.
-	time.Sleep(200 * time.Millisecond)
+	raised := next("raised")
+	assert.True(t, raised.Raised)
+	// The first failed poll kept the last good data; later failures keep
+	// the same data and only count.
+	first := m.Snapshot()
+	require.True(t, first.Stale)
+	require.Eventually(t, func() bool { return m.Snapshot().Failures >= first.Failures+2 }, 20*time.Second, 5*time.Millisecond)
 	stale := m.Snapshot()
-	assert.NotEmpty(t, stale.Err)
 	assert.Contains(t, stale.Err, "monitor: ")
 	assert.NotContains(t, stale.Err, "pw:", "errors must not leak the password")
-	assert.GreaterOrEqual(t, stale.Failures, 2)
 	assert.Equal(t, good.MaxConnections, stale.MaxConnections, "last data kept")
-	assert.True(t, good.Time.Equal(stale.Time), "time is the last good poll's")
-	assert.Equal(t, good.Groups, stale.Groups)
+	assert.False(t, stale.Time.Before(good.Time), "the data is the last good poll's, no older")
+	assert.True(t, first.Time.Equal(stale.Time), "time is the last good poll's")
+	assert.Equal(t, first.Groups, stale.Groups)
+	assert.Equal(t, stale.Failed-first.Failed, uint64(stale.Failures-first.Failures), "each failure counted")
 
 	testbed.Fault(t, bed.StartPostgres(ctx))
-	require.Eventually(t, func() bool { return !m.Snapshot().Stale }, 20*time.Second, 10*time.Millisecond)
+	cleared := next("cleared")
+	assert.False(t, cleared.Raised)
+	// The snapshot is published before its alerts are reported.
 	fresh := m.Snapshot()
+	assert.False(t, fresh.Stale)
 	assert.Empty(t, fresh.Err)
 	assert.Zero(t, fresh.Failures)
 	assert.GreaterOrEqual(t, fresh.Failed, stale.Failed, "failed polls stay counted")
 	assert.True(t, fresh.Time.After(good.Time))
 
-	mu.Lock()
-	defer mu.Unlock()
-	var failing []monitor.Alert
-	for _, a := range alerts {
-		if a.Kind == monitor.AlertPollFailing {
-			failing = append(failing, a)
-		}
-	}
-	require.Len(t, failing, 2, "raised once, cleared once: %+v", failing)
-	assert.True(t, failing[0].Raised)
-	assert.False(t, failing[1].Raised)
+	stopRun()
+	assert.Empty(t, failing, "raised once, cleared once")
 }
 
 // A poll that cannot get a connection from the caller's pool fails after

@@ -7,23 +7,27 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/supapool/supapool/internal/pgstat"
 )
 
 // pollSQL is the whole poll: one statement, one round trip, so the monitor
 // holds a backend for as little time as possible.
 //
-// Client backends are backend_type = 'client backend'. A role without
-// pg_read_all_stats sees NULL there (and in state, xact_start, ...) for
-// other roles' backends; those with a database are counted as hidden
-// clients rather than dropped. Background processes have no database, so
-// they stay out. The outer join returns the settings even if no row
-// matched, which cannot happen in practice (the poll's own backend always
-// matches) but keeps the scan simple.
+// It counts client backends and reserved slots as package pgstat defines
+// them, the definitions supapool's pool uses to decide that a server is
+// full, so the two never disagree. A role without pg_read_all_stats sees
+// NULL in backend_type (and in state, xact_start, ...) for other roles'
+// backends; those with a database are counted as hidden clients rather
+// than dropped, because they hold slots all the same. The outer join
+// returns the settings even if no row matched, which cannot happen in
+// practice (the poll's own backend always matches) but keeps the scan
+// simple.
 const pollSQL = `with b as (
 	select datname, usename, application_name, state, xact_start, state_change, wait_event_type,
-		backend_type is null as hidden
+		` + pgstat.Hidden + ` as hidden
 	from pg_stat_activity
-	where backend_type = 'client backend' or (backend_type is null and datid is not null)
+	where ` + pgstat.ClientBackend + `
 ), g as (
 	select coalesce(datname, '') as datname,
 		coalesce(usename, '') as usename,
@@ -39,9 +43,8 @@ const pollSQL = `with b as (
 )
 select s.now, s.max_conns, s.reserved, g.datname, g.usename, g.app, g.state, g.n, g.waiting, g.xact, g.idle_tx
 from (select now() as now,
-		current_setting('max_connections')::int as max_conns,
-		current_setting('superuser_reserved_connections')::int
-			+ coalesce(current_setting('reserved_connections', true)::int, 0) as reserved) s
+		` + pgstat.MaxConnections + ` as max_conns,
+		` + pgstat.Reserved + ` as reserved) s
 	left join g on true
 order by 4, 5, 6, 7`
 
@@ -128,8 +131,8 @@ func sortApps(apps []AppUsage) {
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Application < apps[j].Application })
 }
 
-// run sends the poll's query through the DB or the monitor's own
-// connection. The caller holds m.sem.
+// query sends the poll's query through the DB or the monitor's own
+// connection. The caller holds the turn.
 func (m *Monitor) query(ctx context.Context) (raw, error) {
 	// The simple protocol needs no prepared statement, so the query also
 	// works through a transaction-mode pooler and leaves no statement
@@ -162,8 +165,8 @@ func (m *Monitor) query(ctx context.Context) (raw, error) {
 	return r, err
 }
 
-// closeConn closes the monitor's own connection, if any. The caller holds
-// m.sem.
+// closeConn closes the monitor's own connection, if any, waiting at most a
+// second for the server to hear it. The caller holds the turn.
 func (m *Monitor) closeConn() {
 	if m.conn == nil {
 		return

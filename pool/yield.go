@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/supapool/supapool/internal/pgstat"
 )
 
 // Yielding: a quiet route gives its idle connections back to a full
@@ -30,14 +32,10 @@ import (
 const yieldCheckEvery = time.Second
 
 // loadQuery counts the server's client backends and the slots an ordinary
-// role may use. Rows of other roles' sessions hide backend_type from a role
-// without pg_read_all_stats, so a hidden row with a database is counted as
-// a client too (a background worker attached to a database, such as
-// pg_cron's, is counted with them: the answer errs towards giving back).
-const loadQuery = `select count(*) filter (where backend_type = 'client backend' or (backend_type is null and datid is not null)),
- current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
- - coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0)
-from pg_stat_activity`
+// role may use, as package pgstat defines them (and the monitor reports
+// them): rows hidden from a role without pg_read_all_stats count, so the
+// answer errs towards giving back.
+const loadQuery = pgstat.LoadQuery
 
 // load is the server's answer to loadQuery.
 type load struct{ clients, usable int }
