@@ -14,16 +14,16 @@ import (
 
 const seedTable = `app       instances  pooled/inst  direct/inst  server  pooler  of limit
 web               3           24            1       3      72      5.0%
-api               3           24            0       0      72      0.0%
+api               3           24            1       3      72      5.0%
 worker            2           15            2       4      30      6.7%
-notifier          1            5            1       1       5      1.7%
+notifier          1            5            2       2       5      3.3%
 scheduler         1            2            1       1       2      1.7%
-admin             1            5            0       0       5      0.0%
+admin             1            5            1       1       5      1.7%
 reports           2            7            0       0      14      0.0%
 reserved                                           10             16.7%
 pooler                                             15             25.0%
-total            13                                34     200     56.7%
-server conns 34 of 60, pooler clients 200 of 200
+total            13                                39     200     65.0%
+server conns 39 of 60, pooler clients 200 of 200
 `
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -85,7 +85,7 @@ func TestRun(t *testing.T) {
 		assert.Equal(t, 0, code)
 		assert.Equal(t, `app                instances  pooled/inst  direct/inst  server  pooler  of limit
 a-very-long-appli…         2            8            1      18       -     45.0%
-b                          1           18            0      18       -     45.0%
+b                          1           17            1      18       -     45.0%
 reserved                                                     4             10.0%
 total                      3                                40       -    100.0%
 server conns 40 of 40
