@@ -41,7 +41,10 @@
 // about twice the pooled connections of an instance of weight 1, within each
 // app's Min and Max. An app with more instances therefore takes more in
 // total, which matches why instances are added. Direct connections are
-// granted as asked. When the minimums do not fit, [Plan] returns an
+// granted as asked: in Go, [App.Direct] is taken as is; in a spec file, an
+// app that leaves direct out gets [DefaultDirect] (1) per instance, counted
+// like any other, and direct: 0 gives it none, which turns its pool's
+// direct route off. When the minimums do not fit, [Plan] returns an
 // [*InfeasibleError] listing the figures and the apps that take the most.
 //
 // The plan hands out everything that is left. With a pooler that can mean
@@ -59,8 +62,9 @@
 //	reserved: 10
 //	pooler: {server_conns: 15, max_clients: 200}
 //	apps:
-//	  - {name: web, instances: 4, weight: 2, max: 10, direct: 1}
+//	  - {name: web, instances: 4, weight: 2, max: 10} # direct: 1, the default
 //	  - {name: worker, instances: 2, direct: 2, max: 20}
+//	  - {name: reports, instances: 1, direct: 0} # pooled only, no direct route
 //
 // Services find it through the SUPAPOOL_BUDGET environment variable
 // ([EnvVar]), which [FromEnv] reads and plans; a service then takes its caps
@@ -69,9 +73,13 @@
 //
 // # The example
 //
-// examples/budget prints a plan as a table and shows that naive pool sizes
-// do not fit where the plan does:
+// examples/budget prints a plan as a table, each app's pooled and direct
+// caps per instance, and shows that naive pool sizes do not fit where the
+// plan does. Given a Supabase compute size (-tier or SUPABASE_TIER), it
+// fills in the limit and the pooler's figures a spec leaves out, and says
+// which source each came from:
 //
 //	go run ./examples/budget -f examples/budget/seed-free.yaml
 //	go run ./examples/budget -f examples/budget/seed-free.yaml -naive 4
+//	go run ./examples/budget -f spec.yaml -tier small
 package budget

@@ -25,6 +25,10 @@ const EnvVar = "SUPAPOOL_BUDGET"
 // error naming it, because a silently ignored "wieght" would plan something
 // the author did not mean. Duplicate keys are errors too.
 //
+// An app that leaves direct out (or sets it to null) gets [DefaultDirect]
+// direct connections; direct: 0 gives it none. Every other count left out
+// reads as 0.
+//
 // ParseSpec checks shape and types only. [Plan] checks the values, so a spec
 // may be completed in code (say, Limit from the hosting tier) before planning.
 func ParseSpec(data []byte) (Spec, error) {
@@ -192,6 +196,11 @@ func decodeApp(v any, i int, a *App) error {
 		if *f.dst, err = intField(m, prefix, f.name); err != nil {
 			return err
 		}
+	}
+	// Left out is not "none": an app that never mentioned direct
+	// connections still calls Begin and Listen, which need them.
+	if m["direct"] == nil {
+		a.Direct = DefaultDirect
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -20,7 +21,7 @@ func TestParseSpec(t *testing.T) {
 		Pooler:   &Pooler{ServerConns: 15, MaxClients: 200},
 		Apps: []App{
 			{Name: "web", Instances: 4, Weight: 2, Min: 1, Max: 10, Direct: 1},
-			{Name: "worker", Instances: 2},
+			{Name: "worker", Instances: 2, Direct: DefaultDirect},
 		},
 	}
 	tests := []struct {
@@ -61,13 +62,77 @@ apps:
 		t.Parallel()
 		got, err := ParseSpec([]byte("apps: [{name: web, instances: 2}]"))
 		require.NoError(t, err)
-		assert.Equal(t, Spec{Apps: []App{{Name: "web", Instances: 2}}}, got)
+		assert.Equal(t, Spec{Apps: []App{{Name: "web", Instances: 2, Direct: DefaultDirect}}}, got)
 	})
 	t.Run("a numeric name is a name", func(t *testing.T) {
 		t.Parallel()
 		got, err := ParseSpec([]byte("apps: [{name: 2024, instances: 1}]"))
 		require.NoError(t, err)
 		assert.Equal(t, "2024", got.Apps[0].Name)
+	})
+}
+
+// A spec file tells "direct left out" (the default) from "direct: 0" (none),
+// in YAML and JSON alike.
+func TestParseSpecDirect(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, json string
+		want             int
+	}{
+		{"left out is the default", "{name: web, instances: 2}", `{"name": "web", "instances": 2}`, DefaultDirect},
+		{"null is left out", "{name: web, instances: 2, direct: null}", `{"name": "web", "instances": 2, "direct": null}`, DefaultDirect},
+		{"explicit 0 is none", "{name: web, instances: 2, direct: 0}", `{"name": "web", "instances": 2, "direct": 0}`, 0},
+		{"explicit 0.0 is none", "{name: web, instances: 2, direct: 0.0}", `{"name": "web", "instances": 2, "direct": 0.0}`, 0},
+		{"explicit 1", "{name: web, instances: 2, direct: 1}", `{"name": "web", "instances": 2, "direct": 1}`, 1},
+		{"explicit 3", "{name: web, instances: 2, direct: 3}", `{"name": "web", "instances": 2, "direct": 3}`, 3},
+	}
+	for _, tt := range tests {
+		for _, in := range []struct{ format, spec string }{
+			{"yaml", "limit: 60\napps:\n  - " + tt.yaml + "\n"},
+			{"json", `{"limit": 60, "apps": [` + tt.json + `]}`},
+		} {
+			t.Run(tt.name+"/"+in.format, func(t *testing.T) {
+				t.Parallel()
+				s, err := ParseSpec([]byte(in.spec))
+				require.NoError(t, err)
+				require.Len(t, s.Apps, 1)
+				assert.Equal(t, tt.want, s.Apps[0].Direct)
+				plan, err := Plan(s)
+				require.NoError(t, err)
+				assert.Equal(t, int32(tt.want), plan.For("web").MaxDirectConns)
+				assert.Equal(t, 2*tt.want, plan.Apps()[0].ServerConns-2*int(plan.For("web").MaxConns),
+					"the planner counts every direct connection, the default's too")
+			})
+		}
+	}
+	t.Run("each app of a spec on its own", func(t *testing.T) {
+		t.Parallel()
+		s, err := ParseSpec([]byte("limit: 60\napps:\n" +
+			"  - {name: a, instances: 1}\n  - {name: b, instances: 1, direct: 0}\n  - {name: c, instances: 1, direct: 4}\n"))
+		require.NoError(t, err)
+		var got []int
+		for _, a := range s.Apps {
+			got = append(got, a.Direct)
+		}
+		assert.Equal(t, []int{DefaultDirect, 0, 4}, got)
+	})
+	t.Run("a negative direct is reported by the planner", func(t *testing.T) {
+		t.Parallel()
+		s, err := ParseSpec([]byte("limit: 60\napps: [{name: web, instances: 1, direct: -1}]"))
+		require.NoError(t, err)
+		_, err = Plan(s)
+		require.Error(t, err)
+		assert.Equal(t, `budget: app "web": direct must not be negative, got -1`, err.Error())
+	})
+	t.Run("a marshalled spec parses back the same, direct: 0 included", func(t *testing.T) {
+		t.Parallel()
+		want := Spec{Limit: 60, Apps: []App{{Name: "a", Instances: 1}, {Name: "b", Instances: 2, Direct: 3}}}
+		data, err := json.Marshal(want)
+		require.NoError(t, err)
+		got, err := ParseSpec(data)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "%s", data)
 	})
 }
 
@@ -183,9 +248,9 @@ func TestFromEnv(t *testing.T) {
 		require.Error(t, err)
 		var ie *InfeasibleError
 		require.True(t, errors.As(err, &ie))
-		assert.Equal(t, 11, ie.Need)
-		assert.Equal(t, "budget: SUPAPOOL_BUDGET="+path+": needs 11 server connections, limit 10 (reserved 5): "+
-			"web 6 instances × 1 pooled = 6; lower instances, direct or min conns, add a pooler, or raise the limit", err.Error())
+		assert.Equal(t, 17, ie.Need, "web's default direct connections count")
+		assert.Equal(t, "budget: SUPAPOOL_BUDGET="+path+": needs 17 server connections, limit 10 (reserved 5): "+
+			"web 6 instances × (1 direct + 1 pooled) = 12; lower instances, direct or min conns, add a pooler, or raise the limit", err.Error())
 	})
 }
 

@@ -17,12 +17,12 @@ func seedSpec() Spec {
 		Pooler:   &Pooler{ServerConns: 15, MaxClients: 200},
 		Apps: []App{
 			{Name: "web", Instances: 3, Weight: 3, Direct: 1},
-			{Name: "api", Instances: 3, Weight: 3},
+			{Name: "api", Instances: 3, Weight: 3, Direct: DefaultDirect},
 			{Name: "worker", Instances: 2, Weight: 2, Direct: 2},
-			{Name: "notifier", Instances: 1, Max: 5, Direct: 1},
+			{Name: "notifier", Instances: 1, Max: 5, Direct: 2},
 			{Name: "scheduler", Instances: 1, Max: 2, Direct: 1},
-			{Name: "admin", Instances: 1, Min: 2, Max: 5},
-			{Name: "reports", Instances: 2, Min: 2, Max: 8},
+			{Name: "admin", Instances: 1, Min: 2, Max: 5, Direct: DefaultDirect},
+			{Name: "reports", Instances: 2, Min: 2, Max: 8, Direct: 0},
 		},
 	}
 }
@@ -40,10 +40,10 @@ func TestPlan(t *testing.T) {
 			name: "seed: seven apps on Supabase Free through Supavisor",
 			spec: seedSpec(),
 			want: map[string]Alloc{
-				"web": {24, 1}, "api": {24, 0}, "worker": {15, 2}, "notifier": {5, 1},
-				"scheduler": {2, 1}, "admin": {5, 0}, "reports": {7, 0},
+				"web": {24, 1}, "api": {24, 1}, "worker": {15, 2}, "notifier": {5, 2},
+				"scheduler": {2, 1}, "admin": {5, 1}, "reports": {7, 0},
 			},
-			server:  10 + 15 + 3 + 4 + 1 + 1,
+			server:  10 + 15 + 3 + 3 + 4 + 2 + 1 + 1,
 			clients: 200,
 		},
 		{
@@ -387,4 +387,77 @@ func TestAllocation(t *testing.T) {
 		assert.Zero(t, p.ServerConns())
 		assert.Zero(t, p.PoolerClients())
 	})
+}
+
+// The planner counts the direct connections a spec file's apps get by
+// default like any others: against the server, before pooled ones share.
+func TestPlanDefaultDirect(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		spec    string
+		want    map[string]Alloc
+		server  int
+		clients int
+		err     string // when the spec does not fit
+	}{
+		{
+			name: "pooler: left out, none and two",
+			spec: "limit: 20\nreserved: 2\npooler: {server_conns: 5, max_clients: 50}\napps:\n" +
+				"  - {name: a, instances: 3}\n  - {name: b, instances: 2, direct: 0}\n  - {name: c, instances: 1, direct: 2}\n",
+			want:    map[string]Alloc{"a": {8, 1}, "b": {9, 0}, "c": {8, 2}},
+			server:  2 + 5 + 3*1 + 2*0 + 1*2,
+			clients: 3*8 + 2*9 + 8,
+		},
+		{
+			name:   "no pooler: the default comes off the pooled share",
+			spec:   "limit: 10\napps: [{name: a, instances: 2}]",
+			want:   map[string]Alloc{"a": {4, 1}},
+			server: 2 * (4 + 1),
+		},
+		{
+			name:   "no pooler, direct: 0: all of it pooled",
+			spec:   "limit: 10\napps: [{name: a, instances: 2, direct: 0}]",
+			want:   map[string]Alloc{"a": {5, 0}},
+			server: 2 * 5,
+		},
+		{
+			name: "the default does not fit and the error shows it",
+			spec: "limit: 10\nreserved: 2\npooler: {server_conns: 5, max_clients: 50}\napps:\n" +
+				"  - {name: a, instances: 4}\n  - {name: b, instances: 2, direct: 0}\n",
+			err: "budget: needs 11 server connections, limit 10 (reserved 2, pooler 5): a 4 instances × 1 direct = 4; " +
+				"lower instances or direct conns, or raise the limit",
+		},
+		{
+			name: "direct: 0 makes the same apps fit",
+			spec: "limit: 10\nreserved: 2\npooler: {server_conns: 5, max_clients: 50}\napps:\n" +
+				"  - {name: a, instances: 4, direct: 0}\n  - {name: b, instances: 2, direct: 0}\n",
+			want:    map[string]Alloc{"a": {8, 0}, "b": {9, 0}},
+			server:  2 + 5,
+			clients: 4*8 + 2*9,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := ParseSpec([]byte(tt.spec))
+			require.NoError(t, err)
+			p, err := Plan(s)
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Equal(t, tt.err, err.Error())
+				var ie *InfeasibleError
+				require.True(t, errors.As(err, &ie))
+				assert.Equal(t, []Use{{App: "a", Instances: 4, Direct: DefaultDirect, Total: 4}}, ie.Uses)
+				return
+			}
+			require.NoError(t, err)
+			for name, want := range tt.want {
+				assert.Equal(t, want, p.For(name), name)
+			}
+			assert.Equal(t, tt.server, p.ServerConns())
+			assert.Equal(t, tt.clients, p.PoolerClients())
+			assert.True(t, checkPlan(t, s, p))
+		})
+	}
 }

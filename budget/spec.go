@@ -56,9 +56,21 @@ type App struct {
 	// Max caps pooled connections per instance; 0 means no cap.
 	Max int `json:"max,omitempty"`
 	// Direct is how many connections per instance bypass the pooler
-	// (LISTEN, session locks, migrations). It is granted as is, not shared.
-	Direct int `json:"direct,omitempty"`
+	// (LISTEN, session locks, transactions on the direct route,
+	// migrations). It is granted as is, not shared, and every one counts
+	// against Limit. 0 means none: a pool configured from the plan then
+	// turns its direct route off, so Listen and Acquire(ctx, pool.Direct)
+	// fail. A spec file that leaves direct out (or sets it to null) gets
+	// [DefaultDirect]; write direct: 0 for none. In Go the field is taken
+	// as is.
+	Direct int `json:"direct"`
 }
+
+// DefaultDirect is the direct connections per instance of an app whose spec
+// file leaves direct out: enough for a transaction, a session lock or a
+// migration on the direct route. An app that listens wants 2, because the
+// listener holds one for good.
+const DefaultDirect = 1
 
 // Validate reports every field that makes s unplannable, naming the field
 // and the app. It does not check whether the apps fit: [Plan] does that and

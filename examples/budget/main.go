@@ -3,12 +3,26 @@
 //
 //	go run ./examples/budget -f examples/budget/seed-free.yaml
 //	go run ./examples/budget -f examples/budget/seed-free.yaml -naive 4
+//	go run ./examples/budget -f spec.yaml -tier small
+//
+// The table shows each app's caps per instance: pooled connections and
+// direct ones (an app whose spec leaves direct out gets 1; direct: 0 gives
+// it none, which turns its pool's direct route off).
+//
+// With -tier SIZE, or SUPABASE_TIER=SIZE when -tier is not given, it takes
+// the Supabase compute size's figures for what the spec leaves out: limit
+// (max_connections), and within a pooler section, server_conns (the default
+// pool size) and max_clients (the pooler's client limit). A figure the spec
+// sets wins over the tier's; each line says which source won. A spec with no
+// pooler section plans no pooler; write pooler: {} to take both of the
+// tier's figures.
 //
 // With -naive N it first tries the same apps the way services size their
 // pools by default, N connections per instance straight to the server with
 // no pooler, and shows why that does not fit, then prints the plan.
 //
-// It exits 0 when the plan fits, 1 when it does not, and 2 on bad usage.
+// It exits 0 when the plan fits, 1 when it does not or the file is bad, and
+// 2 on bad usage, an unknown tier included.
 package main
 
 import (
@@ -20,19 +34,24 @@ import (
 	"unicode/utf8"
 
 	"github.com/supapool/supapool/budget"
+	"github.com/supapool/supapool/supabase"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+const usage = "usage: budget -f spec.yaml [-tier size] [-naive N]"
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("budget", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "spec file, YAML or JSON (required)")
+	tierFlag := fs.String("tier", "", "Supabase compute `size` (nano, micro, small, ..., 16xl, free) for the limit and\n"+
+		"pooler figures the spec leaves out (default $"+supabase.EnvTier+")")
 	naive := fs.Int("naive", 0, "first show the apps with `N` connections per instance, no pooler")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: budget -f spec.yaml [-naive N]")
+		fmt.Fprintln(stderr, usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -42,9 +61,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	tier, tierFrom, err := pickTier(*tierFlag, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, wrap(err.Error(), 78))
+		return 2
+	}
 	spec, err := budget.LoadFile(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, wrap(err.Error(), 78))
+		return 1
+	}
+	if tier != nil {
+		for _, line := range fillFromTier(&spec, *tier, tierFrom) {
+			fmt.Fprintln(stdout, wrap(line, 78))
+		}
+		fmt.Fprintln(stdout)
+	} else if spec.Limit == 0 {
+		fmt.Fprintln(stderr, wrap(fmt.Sprintf("budget: spec %s: limit is not set; set it, or name a compute size with -tier or %s",
+			*file, supabase.EnvTier), 78))
 		return 1
 	}
 
@@ -68,11 +102,56 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// pickTier reads the compute size from -tier, or else SUPABASE_TIER. It
+// returns nil when neither names one, and otherwise says where it came from.
+func pickTier(flagValue string, getenv func(string) string) (*supabase.Tier, string, error) {
+	name, from := strings.TrimSpace(flagValue), "-tier"
+	env := strings.TrimSpace(getenv(supabase.EnvTier))
+	switch {
+	case name == "" && env == "":
+		return nil, "", nil
+	case name == "":
+		name, from = env, supabase.EnvTier
+	case env != "":
+		from += fmt.Sprintf(", over %s=%s", supabase.EnvTier, env)
+	}
+	t, err := supabase.ParseTier(name)
+	if err != nil {
+		// Name the flag or variable, not the package that parsed it.
+		what, _, _ := strings.Cut(from, ",")
+		return nil, "", fmt.Errorf("budget: %s: %s", what, strings.TrimPrefix(err.Error(), "supabase: "))
+	}
+	return &t, from, nil
+}
+
+// fillFromTier sets the figures s leaves out (zero) from t, and returns one
+// line per figure saying whose value the plan uses.
+func fillFromTier(s *budget.Spec, t supabase.Tier, from string) []string {
+	lines := []string{fmt.Sprintf("tier %s, from %s", t.Name, from)}
+	fill := func(field string, dst *int, tierValue int) {
+		if *dst == 0 {
+			*dst = tierValue
+			lines = append(lines, fmt.Sprintf("%s %d: from the tier", field, *dst))
+			return
+		}
+		lines = append(lines, fmt.Sprintf("%s %d: from the spec (the tier's is %d)", field, *dst, tierValue))
+	}
+	fill("limit", &s.Limit, t.MaxConnections)
+	if s.Pooler == nil {
+		lines = append(lines, "pooler: none in the spec, so none planned (pooler: {} takes the tier's)")
+		return lines
+	}
+	fill("pooler.server_conns", &s.Pooler.ServerConns, t.DefaultPoolSize)
+	fill("pooler.max_clients", &s.Pooler.MaxClients, t.PoolerMaxClients)
+	return lines
+}
+
 // naiveSpec is what happens without a plan: every instance opens n
 // connections of its own straight to the server.
 func naiveSpec(s budget.Spec, n int) budget.Spec {
 	out := budget.Spec{Limit: s.Limit, Reserved: s.Reserved}
 	for _, a := range s.Apps {
+		// Direct 0: a naive pool has no separate direct route.
 		out.Apps = append(out.Apps, budget.App{Name: a.Name, Instances: a.Instances, Min: n, Max: n})
 	}
 	return out
