@@ -186,7 +186,9 @@ func (l *Listener) Listen(ctx context.Context, channel string, h NotificationFun
 }
 
 // Unlisten stops delivering notifications of channel. Notifications
-// already queued are still delivered.
+// already queued are still delivered. It needs no connection, but while
+// the listener is in the middle of a connection attempt (bounded) it
+// waits for that attempt to end, within ctx.
 func (l *Listener) Unlisten(ctx context.Context, channel string) error {
 	if l.p.direct == nil {
 		return ErrNoDirectRoute

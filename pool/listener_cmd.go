@@ -81,7 +81,7 @@ func (l *Listener) withdrawn(cmd *listenCmd, err error) error {
 		return fmt.Errorf("pool: %s %q: %w (the listener has no connection; last attempt: %v)", verb, cmd.channel, err, *last)
 	}
 	if !l.isConnected() {
-		return fmt.Errorf("pool: %s %q: %w (the listener is still connecting)", verb, cmd.channel, err)
+		return fmt.Errorf("pool: %s %q: %w (the listener has no ready connection yet)", verb, cmd.channel, err)
 	}
 	return fmt.Errorf("pool: %s %q: %w", verb, cmd.channel, err)
 }

@@ -80,14 +80,14 @@ func (st *runState) prove(ctx context.Context, c *pgxpool.Conn, wait time.Durati
 	// A pooler sits between: notifications from other sessions must
 	// reach this one too.
 	token = randomHex(8)
-	if err := l.sendProbe(ctx, token); err != nil {
-		if ctx.Err() == nil {
-			// Inconclusive, not a failure: the connection has just
-			// proven itself alive.
-			l.log.Debug("supapool: listener probe: the pooled route could not send it", zap.Error(err))
-			return nil
+	if err := l.sendProbe(ctx, wait/2, token); err != nil {
+		if l.ctx.Err() != nil {
+			return err
 		}
-		return &sessionError{wait: wait}
+		// Inconclusive, not a failure: the connection has just proven
+		// itself alive, and the pooled route's trouble is not its own.
+		l.log.Warn("supapool: listener probe: a pooler sits in DATABASE_URL and the pooled route could not send the probe that tells a session pooler from a transaction pooler; keeping the connection unproven", zap.Error(err))
+		return nil
 	}
 	_, err = st.await(ctx, c, token, &sessionError{wait: wait})
 	return err
@@ -117,8 +117,11 @@ func (st *runState) await(ctx context.Context, c *pgxpool.Conn, token string, ti
 	}
 }
 
-// sendProbe sends token on the probe channel through the pooled route.
-func (l *Listener) sendProbe(ctx context.Context, token string) error {
+// sendProbe sends token on the probe channel through the pooled route,
+// within d.
+func (l *Listener) sendProbe(ctx context.Context, d time.Duration, token string) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
 	r := l.p.pooled
 	c, err := r.acquire(ctx, true)
 	if err != nil {
@@ -139,11 +142,9 @@ func (st *runState) heartbeat() {
 	}
 	wait := min(max(hb, listenerMinProbeTimeout), listenerProbeTimeout)
 	if err := st.prove(st.l.ctx, st.c, wait); err != nil {
-		if st.l.ctx.Err() != nil {
-			return
+		if st.l.ctx.Err() == nil {
+			st.drop(fmt.Errorf("heartbeat: %w", err)) // logged there
 		}
-		st.l.log.Warn("supapool: listener heartbeat failed; replacing the connection", zap.Error(err))
-		st.drop(err)
 		return
 	}
 	st.quietSince = time.Now()
