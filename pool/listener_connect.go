@@ -13,21 +13,20 @@ import (
 	"go.uber.org/zap"
 )
 
-// listenerConnectTimeout bounds one connection attempt: borrowing the
-// connection, listening to every channel and proving the session.
-const listenerConnectTimeout = 15 * time.Second
+// listenerConnectTimeout bounds borrowing the connection; listening to
+// every channel then takes at most listenerOpTimeout and the proof
+// listenerProbeTimeout, each with a budget of its own so that a slow step
+// cannot eat the next one's and get it blamed.
+const listenerConnectTimeout = 10 * time.Second
 
 // connect borrows a direct connection, listens to the probe channel and
 // every channel, and proves the session. On success run holds it.
 func (st *runState) connect() error {
-	l := st.l
-	ctx, cancel := context.WithTimeout(l.ctx, listenerConnectTimeout)
-	defer cancel()
-	c, err := st.r.acquire(ctx, true)
+	c, err := st.acquire()
 	if err != nil {
 		return err
 	}
-	if err := st.prepare(ctx, c); err != nil {
+	if err := st.prepare(c); err != nil {
 		st.r.discard(c)
 		return err
 	}
@@ -36,19 +35,27 @@ func (st *runState) connect() error {
 	return nil
 }
 
+func (st *runState) acquire() (*pgxpool.Conn, error) {
+	ctx, cancel := context.WithTimeout(st.l.ctx, listenerConnectTimeout)
+	defer cancel()
+	return st.r.acquire(ctx, true)
+}
+
 // prepare listens on c to the probe channel and every channel, in one
 // round trip, then proves the session.
-func (st *runState) prepare(ctx context.Context, c *pgxpool.Conn) error {
+func (st *runState) prepare(c *pgxpool.Conn) error {
 	var b strings.Builder
 	b.WriteString("listen " + pgx.Identifier{st.l.probe}.Sanitize())
 	for name := range st.chans {
 		b.WriteString("; listen " + pgx.Identifier{name}.Sanitize())
 	}
+	ctx, cancel := context.WithTimeout(st.l.ctx, listenerOpTimeout)
+	defer cancel()
 	// No arguments: pgx sends it as one simple query.
 	if _, err := c.Exec(ctx, b.String()); err != nil {
 		return fmt.Errorf("pool: listener: listen: %w", err)
 	}
-	return st.prove(ctx, c, listenerProbeTimeout)
+	return st.prove(st.l.ctx, c, listenerProbeTimeout)
 }
 
 // configError reports whether a failed connection attempt is a
@@ -78,15 +85,15 @@ func configError(err error) (error, bool) {
 // failStreak counts consecutive failed connection attempts, so that a
 // long outage is logged now and then rather than once a second.
 type failStreak struct {
-	n      int
-	since  time.Time
-	logged time.Time
+	n             int
+	since         time.Time
+	warned, erred time.Time // when last logged at Warn, at Error
 }
 
 // How failed attempts are logged: a configuration error at Error at once;
 // transient errors at Debug for the first attempts (a restart or failover
-// often ends within them), then at Warn; either at most once a
-// listenerLogEvery while the streak lasts.
+// often ends within them), then at Warn; each level at most once a
+// listenerLogEvery while the streak lasts, Debug otherwise.
 const (
 	listenerQuietFailures = 2
 	listenerLogEvery      = time.Minute
@@ -94,8 +101,8 @@ const (
 
 // failed logs a failed attempt, records it for Listen callers that give
 // up waiting, answers the pending Listens when it is a configuration error
-// and reports whether it was one. The error never holds the URL (pgconn names host, user and
-// database, not the password).
+// and reports whether it was one. The error never holds the URL (pgconn
+// names host, user and database, not the password).
 func (st *runState) failed(err error) bool {
 	f := &st.fails
 	now := time.Now()
@@ -105,13 +112,13 @@ func (st *runState) failed(err error) bool {
 	f.n++
 	werr, isConfig := configError(err)
 	fields := []zap.Field{zap.Error(werr), zap.Int("attempts", f.n), zap.Duration("failing_for", now.Sub(f.since).Round(time.Millisecond)), zap.Int("channels", len(st.chans))}
-	due := f.logged.IsZero() || now.Sub(f.logged) >= listenerLogEvery
+	due := func(last time.Time) bool { return last.IsZero() || now.Sub(last) >= listenerLogEvery }
 	switch {
-	case isConfig && due:
-		f.logged = now
+	case isConfig && due(f.erred):
+		f.erred = now
 		st.l.log.Error("supapool: listener cannot connect: configuration error", fields...)
-	case !isConfig && f.n > listenerQuietFailures && due:
-		f.logged = now
+	case !isConfig && f.n > listenerQuietFailures && due(f.warned):
+		f.warned = now
 		st.l.log.Warn("supapool: listener cannot connect; retrying", fields...)
 	default:
 		st.l.log.Debug("supapool: listener connect failed; retrying", fields...)
