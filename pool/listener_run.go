@@ -70,7 +70,10 @@ func (st *runState) offline() {
 	l := st.l
 	st.unlistens()
 	if len(st.chans) == 0 && !l.listenWaiting() {
-		select { // nothing to listen to: wait for a command
+		// Nothing to listen to, so nothing was missed: the next
+		// connection is no recovery.
+		st.lost = false
+		select { // wait for a command
 		case <-l.ctx.Done():
 		case <-l.wake:
 		}
