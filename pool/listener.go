@@ -217,6 +217,30 @@ func (l *Listener) isConnected() bool {
 	return l.connected
 }
 
+func (l *Listener) currentEpoch() int64 {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	return l.epoch
+}
+
+// setConnected reports the connection of epoch resynced, unless it has
+// been given up since.
+func (l *Listener) setConnected(epoch int64) {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	if l.epoch == epoch {
+		l.connected = true
+	}
+}
+
+// disconnected records that run gave its connection up.
+func (l *Listener) disconnected() {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	l.epoch++
+	l.connected = false
+}
+
 // close stops run and waits for it and for every goroutine it started.
 // Everything run waits on is bounded by l.ctx, so this returns promptly
 // whatever the server does (user handlers aside: they get l.ctx too).

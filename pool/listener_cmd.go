@@ -41,16 +41,7 @@ func (l *Listener) do(ctx context.Context, cmd *listenCmd) error {
 		go l.run() // owner: close, which cancels l.ctx and waits for runDone
 	})
 	cmd.done = make(chan error, 1)
-	l.imu.Lock()
-	l.pending = append(l.pending, cmd)
-	if l.interrupt != nil {
-		l.interrupt()
-	}
-	l.imu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	l.enqueue(cmd)
 
 	select {
 	case err := <-cmd.done:
@@ -67,6 +58,30 @@ func (l *Listener) do(ctx context.Context, cmd *listenCmd) error {
 	// Run took it: it completes it shortly (every step it takes is
 	// bounded), and before runDone closes.
 	return <-cmd.done
+}
+
+// enqueue puts cmd in pending and gets run to look: it ends run's wait
+// for a notification, or wakes it from a wait without a connection.
+func (l *Listener) enqueue(cmd *listenCmd) {
+	l.imu.Lock()
+	defer l.imu.Unlock()
+	l.pending = append(l.pending, cmd)
+	if l.interrupt != nil {
+		l.interrupt()
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default: // a wake is queued already
+	}
+}
+
+// setInterrupt makes f end run's current wait when a command arrives, and
+// reports whether one is pending already.
+func (l *Listener) setInterrupt(f context.CancelFunc) (queued bool) {
+	l.imu.Lock()
+	defer l.imu.Unlock()
+	l.interrupt = f
+	return len(l.pending) > 0
 }
 
 // withdrawn is the error of a command its caller gave up on before run

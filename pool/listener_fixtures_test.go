@@ -53,9 +53,8 @@ type freezeProxy struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
-	closed chan struct{}
 
-	mu    sync.Mutex // guards conns
+	mu    sync.Mutex // guards conns: every connection accepted, frozen or not
 	conns []*proxied
 }
 
@@ -67,7 +66,7 @@ type proxied struct {
 func newFreezeProxy(t *testing.T, target string) *freezeProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &freezeProxy{ln: ln, target: target, closed: make(chan struct{})}
+	p := &freezeProxy{ln: ln, target: target}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -88,14 +87,19 @@ func (p *freezeProxy) accept() {
 			c.Close()
 			continue
 		}
-		pc := &proxied{client: c, server: s}
-		p.mu.Lock()
-		p.conns = append(p.conns, pc)
-		p.mu.Unlock()
+		pc := p.track(c, s)
 		p.wg.Add(2)
 		go p.pipe(pc, c, s)
 		go p.pipe(pc, s, c)
 	}
+}
+
+func (p *freezeProxy) track(c, s net.Conn) *proxied {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc := &proxied{client: c, server: s}
+	p.conns = append(p.conns, pc)
+	return pc
 }
 
 // pipe copies src to dst until either closes; once frozen it reads and
@@ -140,14 +144,18 @@ func (p *freezeProxy) freeze() int {
 	return n
 }
 
-func (p *freezeProxy) close() {
-	_ = p.ln.Close()
+func (p *freezeProxy) closeConns() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, pc := range p.conns {
 		pc.client.Close()
 		pc.server.Close()
 	}
-	p.mu.Unlock()
+}
+
+func (p *freezeProxy) close() {
+	_ = p.ln.Close()
+	p.closeConns()
 	p.wg.Wait()
 }
 
@@ -156,7 +164,7 @@ type mute struct {
 	ln net.Listener
 	wg sync.WaitGroup
 
-	mu    sync.Mutex // guards conns
+	mu    sync.Mutex // guards conns: every connection accepted, held open
 	conns []net.Conn
 }
 
@@ -172,13 +180,17 @@ func newMute(t *testing.T) *mute {
 			if err != nil {
 				return
 			}
-			m.mu.Lock()
-			m.conns = append(m.conns, c)
-			m.mu.Unlock()
+			m.track(c)
 		}
 	}()
 	t.Cleanup(m.close)
 	return m
+}
+
+func (m *mute) track(c net.Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.conns = append(m.conns, c)
 }
 
 func (m *mute) accepted() int {

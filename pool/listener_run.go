@@ -134,12 +134,7 @@ func (st *runState) wait() context.Context {
 	} else {
 		st.wctx, st.wcancel = context.WithCancel(st.l.ctx)
 	}
-	l := st.l
-	l.imu.Lock()
-	l.interrupt = st.wcancel
-	queued := len(l.pending) > 0
-	l.imu.Unlock()
-	if queued {
+	if st.l.setInterrupt(st.wcancel) {
 		st.wcancel() // a command came before this wait could be interrupted
 	}
 	return st.wctx
@@ -238,11 +233,7 @@ func (st *runState) release() {
 	st.r.pinned.Add(-1)
 	st.r.discard(st.c)
 	st.c = nil
-	l := st.l
-	l.cmu.Lock()
-	l.epoch++
-	l.connected = false
-	l.cmu.Unlock()
+	st.l.disconnected()
 }
 
 // up marks a fresh, proven connection. After a loss, OnListenerReconnect
@@ -252,16 +243,8 @@ func (st *runState) release() {
 func (st *runState) up() {
 	l := st.l
 	st.quietSince = time.Now()
-	l.cmu.Lock()
-	epoch := l.epoch
-	l.cmu.Unlock()
-	setConnected := func() {
-		l.cmu.Lock()
-		defer l.cmu.Unlock()
-		if l.epoch == epoch {
-			l.connected = true
-		}
-	}
+	epoch := l.currentEpoch()
+	setConnected := func() { l.setConnected(epoch) }
 	if !st.lost {
 		setConnected()
 		return

@@ -25,9 +25,9 @@ import (
 
 // collector gathers notifications per channel.
 type collector struct {
-	mu  sync.Mutex
-	got map[string][]string
-	ch  chan string // channel names, one per notification
+	mu  sync.Mutex          // guards got
+	got map[string][]string // payloads per channel, in arrival order
+	ch  chan string         // channel names, one per notification
 }
 
 func newCollector() *collector {
