@@ -25,9 +25,9 @@ import (
 
 // collector gathers notifications per channel.
 type collector struct {
-	mu  sync.Mutex
-	got map[string][]string
-	ch  chan string // channel names, one per notification
+	mu  sync.Mutex          // guards got
+	got map[string][]string // payloads per channel, in arrival order
+	ch  chan string         // channel names, one per notification
 }
 
 func newCollector() *collector {
@@ -223,10 +223,13 @@ func TestListenerSlowHandlerAndOverflow(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		require.NoError(t, p.Notify(ctx, "slow", strconv.Itoa(i)))
 	}
+	// A blocked channel does not stall the others. One at a time, so that
+	// the fast channel's own small queue never overflows on a loaded
+	// machine (its goroutine may be scheduled late).
 	for i := 0; i < 10; i++ {
 		require.NoError(t, p.Notify(ctx, "fast", strconv.Itoa(i)))
+		fast.wait(t, 1, 30*time.Second)
 	}
-	fast.wait(t, 10, 30*time.Second) // a blocked channel does not stall the others
 	close(release)
 
 	require.Eventually(t, func() bool {
