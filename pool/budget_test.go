@@ -24,7 +24,7 @@ apps:
   - {name: e2e_web,       instances: 4, weight: 2, direct: 1}
   - {name: e2e_api,       instances: 3, weight: 2}
   - {name: e2e_worker,    instances: 2, weight: 1, direct: 2}
-  - {name: e2e_reports,   instances: 2, weight: 1}
+  - {name: e2e_reports,   instances: 2, weight: 1, direct: 0}
   - {name: e2e_notifier,  instances: 1, weight: 1, direct: 1}
   - {name: e2e_scheduler, instances: 1, weight: 1, direct: 1}
   - {name: e2e_admin,     instances: 1, weight: 1}

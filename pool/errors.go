@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -122,9 +123,11 @@ func classifyConnErr(err error) (connErrKind, *pgconn.PgError) {
 }
 
 // isTLSRefused reports pgconn's error for a server that declined the TLS
-// the URL's sslmode requires.
+// the URL's sslmode requires (pgconn does not export it; only its text
+// identifies it), or whose certificate was not accepted.
 func isTLSRefused(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "server refused TLS connection")
+	var certErr *tls.CertificateVerificationError
+	return err != nil && (strings.Contains(err.Error(), "server refused TLS connection") || errors.As(err, &certErr))
 }
 
 // connectHint explains a configuration error in terms of the setting to
@@ -136,7 +139,7 @@ func connectHint(r Route, err error, pgErr *pgconn.PgError, mode PoolerMode) str
 	}
 	switch {
 	case pgErr == nil && isTLSRefused(err):
-		return "the server does not offer TLS but the URL's sslmode requires it; check sslmode in " + env
+		return "the server does not accept TLS or its certificate was refused; check sslmode (and sslrootcert) in " + env
 	case pgErr == nil:
 		return "the host name does not resolve; check the host in " + env
 	case pgErr.Code == "28P01", strings.Contains(pgErr.Message, "authentication failed"):

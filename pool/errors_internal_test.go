@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -53,6 +54,10 @@ func TestClassifyConnErr(t *testing.T) {
 	})
 	t.Run("TLS refused", func(t *testing.T) {
 		got, _ := classifyConnErr(fmt.Errorf("failed to connect: %w", errors.New("server refused TLS connection")))
+		assert.Equal(t, configErr, got)
+	})
+	t.Run("certificate refused", func(t *testing.T) {
+		got, _ := classifyConnErr(fmt.Errorf("failed to connect: %w", &tls.CertificateVerificationError{Err: errors.New("x509: unknown authority")}))
 		assert.Equal(t, configErr, got)
 	})
 }

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,19 +66,8 @@ func configError(err error) (error, bool) {
 	if errors.As(err, &se) {
 		return err, se.pooler()
 	}
-	if kind, _ := classifyConnErr(err); kind == configErr {
-		return err, true
-	}
-	// pgconn reports sslmode=require against a server without TLS with
-	// an unexported error: only its text identifies it.
-	if strings.Contains(err.Error(), "server refused TLS connection") {
-		return fmt.Errorf("%w (the server does not accept TLS; check sslmode in %s)", err, EnvDirectURL), true
-	}
-	var certErr *tls.CertificateVerificationError
-	if errors.As(err, &certErr) {
-		return fmt.Errorf("%w (the server's certificate was not accepted; check sslmode and sslrootcert in %s)", err, EnvDirectURL), true
-	}
-	return err, false
+	kind, _ := classifyConnErr(err)
+	return err, kind == configErr
 }
 
 // failStreak counts consecutive failed connection attempts, so that a

@@ -81,6 +81,16 @@ func TestSessionStatementsRefusedOnPooledRoute(t *testing.T) {
 		"SELECT pg_advisory_lock(42)",
 		"select pg_try_advisory_lock(1, 2)",
 		"DISCARD ALL",
+		// Cases an adversarial review got past the old prefix scanner;
+		// classify_cases_test.go has the full list.
+		"select 1; set search_path = public",
+		"select set_config('search_path', 'public', false)",
+		"DO $$ begin perform pg_advisory_lock(5); end $$",
+		"select pg_advisory_lock /* c */ (43)",
+		`select "pg_advisory_lock"(44)`,
+		"-- note\rset search_path = public",
+		"create or replace temp view v as select 1",
+		"select 1 as n into temp t3",
 	}
 	for _, sql := range stmts {
 		t.Run(sql, func(t *testing.T) {

@@ -64,9 +64,10 @@ func ParseRoute(s string) (Route, error) {
 // the pool after each call, session state set on it would leak to whichever
 // caller borrows it next.
 
-// routeQuery checks a statement bound for the pooled route. It is a prefix
-// scan with no allocation on the accepted path, because every query passes
-// here.
+// routeQuery checks a statement bound for the pooled route: every
+// statement of the string, by classify.go's lexer, which follows
+// PostgreSQL's and allocates nothing on the accepted path, because every
+// query passes here.
 func routeQuery(sql string) error {
 	kind := classify(sql)
 	if kind == ordinary {
