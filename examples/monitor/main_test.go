@@ -107,7 +107,7 @@ func TestBudgetColumn(t *testing.T) {
 	bed := testbed.Start(t)
 	openApp(t, bed.DirectURL, "dash-over", 3)
 	spec := t.TempDir() + "/spec.yaml"
-	writeFile(t, spec, "limit: 60\napps:\n  - name: dash-over\n    instances: 1\n    max: 2\n")
+	writeFile(t, spec, "limit: 60\napps:\n  - name: dash-over\n    instances: 1\n    max: 2\n    direct: 0\n")
 	var out bytes.Buffer
 	require.Equal(t, 0, run(context.Background(), []string{"-once", "-budget", spec}, env(map[string]string{"DATABASE_URL": bed.AdminURL}), &out))
 	assert.Regexp(t, `dash-over +3 .* 3/2 OVER`, out.String())
