@@ -29,6 +29,10 @@ const (
 	EnvMaxConns       = "DATABASE_MAX_CONNS"
 	EnvMaxDirectConns = "DATABASE_MAX_DIRECT_CONNS"
 	EnvTxRoute        = "DATABASE_TX_ROUTE"
+	// EnvLogLevel sets the level of the JSON logger ConfigFromEnv gives
+	// Config.Logger: debug, info, warn, error or off (the default when
+	// unset: no logs unless a logger is passed, see WithLogger).
+	EnvLogLevel = "SUPAPOOL_LOG_LEVEL"
 	// EnvBudget names the budget spec file; it is budget.EnvVar.
 	EnvBudget = budget.EnvVar
 )
@@ -147,6 +151,8 @@ type Config struct {
 	ConfigureDirect func(*pgxpool.Config) error
 
 	// Logger receives supapool's logs, with the app and route as fields.
+	// Default: zap.NewNop(), or, from ConfigFromEnv, a JSON logger to
+	// standard error at SUPAPOOL_LOG_LEVEL when that is set.
 	// Default: zap.NewNop().
 	Logger *zap.Logger
 
@@ -223,6 +229,11 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if err := applyBudget(&c, get(EnvBudget)); err != nil {
 		return Config{}, err
 	}
+	if v := get(EnvLogLevel); v != "" {
+		if c.Logger, err = levelLogger(v); err != nil {
+			return Config{}, err
+		}
+	}
 	for _, v := range []struct {
 		name string
 		dst  *int32
@@ -262,6 +273,22 @@ func checkAppName(name, from string) error {
 		return fmt.Errorf("pool: %s holds a value that looks like a connection string, expected a short name such as web", from)
 	}
 	return nil
+}
+
+// levelLogger is the logger SUPAPOOL_LOG_LEVEL asks for: zap's production
+// JSON encoding to standard error, at that level; "off" is none.
+func levelLogger(v string) (*zap.Logger, error) {
+	if strings.EqualFold(v, "off") || strings.EqualFold(v, "none") {
+		return zap.NewNop(), nil
+	}
+	lvl, err := zapcore.ParseLevel(strings.ToLower(v))
+	if err != nil || lvl > zapcore.ErrorLevel {
+		return nil, fmt.Errorf("pool: %s, expected debug, info, warn, error or off", setTo(EnvLogLevel, v))
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil // supapool logs rarely; every line matters
+	return cfg.Build()
 }
 
 func defaultAppName() string {

@@ -42,11 +42,15 @@ func (p *Pool) Format(f fmt.State, verb rune) {
 	_, _ = fmt.Fprintf(f, "pool.Pool{%v}", p.cfg.Config)
 }
 
-// NewFromEnv is New with ConfigFromEnv.
-func NewFromEnv(ctx context.Context) (*Pool, error) {
+// NewFromEnv is New with ConfigFromEnv, changed by opts (for example
+// WithLogger). It opens no connection; call Check to fail fast at start-up.
+func NewFromEnv(ctx context.Context, opts ...Option) (*Pool, error) {
 	cfg, err := ConfigFromEnv()
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	return New(ctx, cfg)
 }
