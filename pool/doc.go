@@ -48,8 +48,9 @@
 // Configuration comes from a [Config] or the environment ([ConfigFromEnv]):
 // DATABASE_URL (required), DATABASE_POOLED_URL, DATABASE_APP_NAME,
 // DATABASE_MAX_CONNS, DATABASE_MAX_DIRECT_CONNS, DATABASE_TX_ROUTE,
-// DATABASE_POOLED_MODE and SUPAPOOL_BUDGET (a budget plan, see package
-// budget, from which the caps are taken). Prisma-style URL parameters
+// DATABASE_POOLED_MODE, SUPAPOOL_LOG_LEVEL and SUPAPOOL_BUDGET (a budget
+// plan, see package budget, from which the caps are taken). NewFromEnv takes
+// options (WithLogger), and [Pool.Check] verifies every route at start-up. Prisma-style URL parameters
 // (pgbouncer=true, connection_limit, pool_timeout, schema) are understood
 // and removed before pgx sees them.
 package pool
