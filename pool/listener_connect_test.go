@@ -50,7 +50,7 @@ func TestListenerConfigErrorsReachListen(t *testing.T) {
 		{"wrong password", func(u *url.URL) { u.User = url.UserPassword(u.User.Username(), wrongPW) }, "check the password in DATABASE_URL"},
 		{"unknown host", func(u *url.URL) { u.Host = "supapool-no-such-host.invalid:5432" }, "check the host in DATABASE_URL"},
 		{"unknown database", func(u *url.URL) { u.Path = "/no_such_database" }, "the database in DATABASE_URL does not exist"},
-		{"TLS refused", func(u *url.URL) { u.RawQuery = "sslmode=require" }, "check sslmode in DATABASE_URL"},
+		{"TLS refused", func(u *url.URL) { u.RawQuery = "sslmode=require" }, "check sslmode (and sslrootcert) in DATABASE_URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
