@@ -74,7 +74,7 @@ func NewPoolCollector(stat func() pool.Stat, opts ...Option) *PoolCollector {
 		stat:           stat,
 		info:           d("route_info", "Always 1; mode says what the route's URL reaches: transaction or session (a pooler), or direct (PostgreSQL itself).", []string{"route", "mode"}),
 		maxConns:       d("max_conns", "Configured cap on the route's connections in this instance (0: the route is off).", route),
-		capConns:       d("cap_conns", "Cap in force now: below max_conns while the route opens its first connections and after the server said it was full.", route),
+		capConns:       d("cap_conns", "Cap in force now: it climbs to max_conns one connection at a time as callers fill it, and drops when the server says it is full.", route),
 		totalConns:     d("total_conns", "Connections the route holds, those being opened included.", route),
 		acquiredConns:  d("acquired_conns", "Connections in use.", route),
 		idleConns:      d("idle_conns", "Connections open and idle.", route),
@@ -104,7 +104,8 @@ func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect sends the metrics of one Stat. Both routes are always exported,
-// a route that is off with zeros, so series do not come and go.
+// a route that is off with zeros and no route_info, so series do not come
+// and go.
 func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.stat()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

@@ -51,7 +51,7 @@ func expectedPool(s pool.Stat, labels string) string {
 		}
 	}
 	perRoute("max_conns", "gauge", "Configured cap on the route's connections in this instance (0: the route is off).", func(r pool.RouteStat) int64 { return int64(r.MaxConns) })
-	perRoute("cap_conns", "gauge", "Cap in force now: below max_conns while the route opens its first connections and after the server said it was full.", func(r pool.RouteStat) int64 { return int64(r.Cap) })
+	perRoute("cap_conns", "gauge", "Cap in force now: it climbs to max_conns one connection at a time as callers fill it, and drops when the server says it is full.", func(r pool.RouteStat) int64 { return int64(r.Cap) })
 	perRoute("total_conns", "gauge", "Connections the route holds, those being opened included.", func(r pool.RouteStat) int64 { return int64(r.TotalConns) })
 	perRoute("acquired_conns", "gauge", "Connections in use.", func(r pool.RouteStat) int64 { return int64(r.AcquiredConns) })
 	perRoute("idle_conns", "gauge", "Connections open and idle.", func(r pool.RouteStat) int64 { return int64(r.IdleConns) })

@@ -41,28 +41,31 @@
 // pgxpool_total_conns, pgxpool_acquired_conns, pgxpool_idle_conns) with a
 // route label, "pooled" or "direct"; the rest are supapool's own:
 //
-//	supapool_pool_route_info{route,mode}         1; mode transaction, session or direct
-//	supapool_pool_max_conns{route}               configured cap (0: route off)
-//	supapool_pool_cap_conns{route}               cap in force now
-//	supapool_pool_total_conns{route}             opening ones included
+//	supapool_pool_route_info{route,mode}           1; mode transaction, session or direct
+//	supapool_pool_max_conns{route}                 configured cap (0: route off)
+//	supapool_pool_cap_conns{route}                 cap in force now
+//	supapool_pool_total_conns{route}               opening ones included
 //	supapool_pool_acquired_conns{route}
 //	supapool_pool_idle_conns{route}
 //	supapool_pool_routed_calls_total{route}
-//	supapool_pool_connect_retries_total{route}   server or pooler full, retried
-//	supapool_pool_server_full_errors_total{route} callers that got ErrServerFull
-//	supapool_pool_stale_retries_total{route}     statements rerun after a schema change
-//	supapool_pool_refused_statements_total       session statements refused on pooled
-//	supapool_pool_listener_connected             0 or 1
+//	supapool_pool_connect_retries_total{route}     server or pooler full, retried
+//	supapool_pool_server_full_errors_total{route}  callers that got ErrServerFull
+//	supapool_pool_stale_retries_total{route}       statements rerun after a schema change
+//	supapool_pool_refused_statements_total         session statements refused on pooled
+//	supapool_pool_listener_connected               0 or 1
 //	supapool_pool_listener_channels
 //	supapool_pool_listener_delivered_notifications_total
 //	supapool_pool_listener_dropped_notifications_total
 //	supapool_pool_listener_handler_errors_total
 //	supapool_pool_listener_reconnects_total
 //
-// Worth an alert: cap_conns below max_conns for minutes (the server keeps
-// saying it is full), any rise of server_full_errors_total or
-// refused_statements_total, and listener_connected 0 while
-// listener_channels is above 0 (notifications are being missed).
+// Worth an alert: any rise of server_full_errors_total (callers failed
+// with ErrServerFull) or refused_statements_total (code sends session
+// statements to the pooled route), a steady rise of
+// connect_retries_total (the server or pooler is full), and
+// listener_connected 0 while listener_channels is above 0 (notifications
+// are being missed). cap_conns below max_conns is normal on a quiet
+// route: it climbs only as callers fill it.
 package prommonitor
 
 import (
