@@ -1,6 +1,12 @@
-// Package prommonitor exports a [monitor.Monitor]'s latest snapshot as
-// Prometheus metrics. It lives apart from package monitor so that services
-// which do not use Prometheus do not link its client.
+// Package prommonitor exports supapool's state as Prometheus metrics: a
+// [monitor.Monitor]'s latest snapshot ([New]) and a [pool.Pool]'s
+// counters ([NewPoolCollector]). It lives apart from packages monitor and
+// pool so that services which do not use Prometheus do not link its
+// client.
+//
+//	reg.MustRegister(prommonitor.NewPoolCollector(p.Stat), prommonitor.New(m))
+//
+// # Monitor
 //
 // The pg_stat_activity metrics reuse postgres_exporter's names and
 // labels, so dashboards built for it keep working:
@@ -28,7 +34,38 @@
 // the latest poll failed, only the supapool_monitor_* metrics are exported,
 // with supapool_monitor_up 0: old data must not pass for current data.
 //
-//	reg.MustRegister(prommonitor.New(m))
+// # Pool
+//
+// [NewPoolCollector] exports [pool.Stat] under supapool_pool_. The
+// connection gauges are pgxpool collectors' (pgxpool_max_conns,
+// pgxpool_total_conns, pgxpool_acquired_conns, pgxpool_idle_conns) with a
+// route label, "pooled" or "direct"; the rest are supapool's own:
+//
+//	supapool_pool_route_info{route,mode}           1; mode transaction, session or direct
+//	supapool_pool_max_conns{route}                 configured cap (0: route off)
+//	supapool_pool_cap_conns{route}                 cap in force now
+//	supapool_pool_total_conns{route}               opening ones included
+//	supapool_pool_acquired_conns{route}
+//	supapool_pool_idle_conns{route}
+//	supapool_pool_routed_calls_total{route}
+//	supapool_pool_connect_retries_total{route}     server or pooler full, retried
+//	supapool_pool_server_full_errors_total{route}  callers that got ErrServerFull
+//	supapool_pool_stale_retries_total{route}       statements rerun after a schema change
+//	supapool_pool_refused_statements_total         session statements refused on pooled
+//	supapool_pool_listener_connected               0 or 1
+//	supapool_pool_listener_channels
+//	supapool_pool_listener_delivered_notifications_total
+//	supapool_pool_listener_dropped_notifications_total
+//	supapool_pool_listener_handler_errors_total
+//	supapool_pool_listener_reconnects_total
+//
+// Worth an alert: any rise of server_full_errors_total (callers failed
+// with ErrServerFull) or refused_statements_total (code sends session
+// statements to the pooled route), a steady rise of
+// connect_retries_total (the server or pooler is full), and
+// listener_connected 0 while listener_channels is above 0 (notifications
+// are being missed). cap_conns below max_conns is normal on a quiet
+// route: it climbs only as callers fill it.
 package prommonitor
 
 import (
@@ -54,24 +91,27 @@ type Collector struct {
 
 var activityLabels = []string{"datname", "usename", "application_name", "state"}
 
-// New returns a collector for src's snapshots.
-func New(src Source) *Collector {
+// New returns a collector for src's snapshots:
+//
+//	reg.MustRegister(prommonitor.New(m))
+func New(src Source, opts ...Option) *Collector {
 	app := []string{"application_name"}
+	cl := newOptions(opts).constLabels
 	return &Collector{
 		src:         src,
-		count:       prometheus.NewDesc("pg_stat_activity_count", "number of connections in this state", activityLabels, nil),
-		maxTx:       prometheus.NewDesc("pg_stat_activity_max_tx_duration", "max duration in seconds any active transaction has been running", activityLabels, nil),
-		total:       prometheus.NewDesc("supapool_connections", "client backends on the server, hidden ones and the monitor's own included", nil, nil),
-		maxConns:    prometheus.NewDesc("supapool_max_connections", "the server's max_connections", nil, nil),
-		level:       prometheus.NewDesc("supapool_connection_level", "connection level after hysteresis: 0 green, 1 yellow, 2 red", nil, nil),
-		thr:         prometheus.NewDesc("supapool_connection_level_threshold", "connections at which yellow begins and above which red begins", []string{"level"}, nil),
-		budget:      prometheus.NewDesc("supapool_budget_connections", "connections the budget plan allows the app, all instances together", app, nil),
-		budgetUsed:  prometheus.NewDesc("supapool_budget_used_connections", "connections a planned app holds", app, nil),
-		overBudg:    prometheus.NewDesc("supapool_budget_over", "1 when the app holds more connections than its budget", app, nil),
-		up:          prometheus.NewDesc("supapool_monitor_up", "1 when the latest poll succeeded", nil, nil),
-		pollSeconds: prometheus.NewDesc("supapool_monitor_poll_duration_seconds", "duration of the latest poll", nil, nil),
-		polls:       prometheus.NewDesc("supapool_monitor_polls_total", "polls attempted", nil, nil),
-		fail:        prometheus.NewDesc("supapool_monitor_failed_polls_total", "polls that failed", nil, nil),
+		count:       prometheus.NewDesc("pg_stat_activity_count", "number of connections in this state", activityLabels, cl),
+		maxTx:       prometheus.NewDesc("pg_stat_activity_max_tx_duration", "max duration in seconds any active transaction has been running", activityLabels, cl),
+		total:       prometheus.NewDesc("supapool_connections", "client backends on the server, hidden ones and the monitor's own included", nil, cl),
+		maxConns:    prometheus.NewDesc("supapool_max_connections", "the server's max_connections", nil, cl),
+		level:       prometheus.NewDesc("supapool_connection_level", "connection level after hysteresis: 0 green, 1 yellow, 2 red", nil, cl),
+		thr:         prometheus.NewDesc("supapool_connection_level_threshold", "connections at which yellow begins and above which red begins", []string{"level"}, cl),
+		budget:      prometheus.NewDesc("supapool_budget_connections", "connections the budget plan allows the app, all instances together", app, cl),
+		budgetUsed:  prometheus.NewDesc("supapool_budget_used_connections", "connections a planned app holds", app, cl),
+		overBudg:    prometheus.NewDesc("supapool_budget_over", "1 when the app holds more connections than its budget", app, cl),
+		up:          prometheus.NewDesc("supapool_monitor_up", "1 when the latest poll succeeded", nil, cl),
+		pollSeconds: prometheus.NewDesc("supapool_monitor_poll_duration_seconds", "duration of the latest poll", nil, cl),
+		polls:       prometheus.NewDesc("supapool_monitor_polls_total", "polls attempted", nil, cl),
+		fail:        prometheus.NewDesc("supapool_monitor_failed_polls_total", "polls that failed", nil, cl),
 	}
 }
 

@@ -119,14 +119,20 @@ func TestCollectorAndHandlerMatchSnapshot(t *testing.T) {
 	}
 }
 
-func TestStaleSnapshotExportsOnlyMonitorHealth(t *testing.T) {
-	// Nothing listens on port 1, so every poll fails.
+// staleMonitor returns a monitor whose only poll failed: nothing listens
+// on port 1.
+func staleMonitor(t *testing.T) *monitor.Monitor {
+	t.Helper()
 	m, err := monitor.New(monitor.Config{URL: "postgres://nobody@127.0.0.1:1/db?connect_timeout=1"})
 	require.NoError(t, err)
-	defer m.Close()
+	t.Cleanup(func() { _ = m.Close() })
 	_, err = m.Poll(context.Background())
 	require.Error(t, err)
-	c := prommonitor.New(m)
+	return m
+}
+
+func TestStaleSnapshotExportsOnlyMonitorHealth(t *testing.T) {
+	c := prommonitor.New(staleMonitor(t))
 	assert.Equal(t, 4, testutil.CollectAndCount(c))
 	assert.Zero(t, testutil.CollectAndCount(c, "pg_stat_activity_count", "supapool_connection_level"))
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`# HELP supapool_monitor_up 1 when the latest poll succeeded
