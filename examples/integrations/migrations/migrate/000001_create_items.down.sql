@@ -1,0 +1,1 @@
+DROP TABLE integ_migrate_items;

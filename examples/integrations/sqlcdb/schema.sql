@@ -1,0 +1,5 @@
+CREATE TABLE integ_sqlc_authors (
+  id   BIGSERIAL PRIMARY KEY,
+  name text      NOT NULL,
+  bio  text
+);
