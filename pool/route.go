@@ -98,6 +98,10 @@ type route struct {
 	yield       yielder
 	maxIdle     time.Duration   // MaxConnIdleTime
 	beforeClose func(*pgx.Conn) // the pgxpool config's, for connections closed here
+
+	// slots caps the route's sockets to the server, hijacked ones
+	// included (hijack.go); nil only in the test that shows why.
+	slots *serverConns
 }
 
 // defaultConnectTimeout bounds each connection attempt (TCP, TLS and
@@ -165,6 +169,15 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		r.yield.after = p.cfg.YieldAfter
 	}
 	r.gens.install(pc)
+	if !slotsOff.Load() {
+		capName := "MaxConns"
+		if name == Direct {
+			capName = "MaxDirectConns"
+		}
+		r.slots = newServerConns(name, capName, max, p.closing)
+		r.slots.reclaim = r.reclaimIdle
+		r.slots.install(pc, r.gens.forget)
+	}
 	r.beforeClose = pc.BeforeClose
 	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("pool: %s route: %w", name, err)

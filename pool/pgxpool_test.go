@@ -1,0 +1,178 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/supapool/supapool/internal/testbed"
+	"github.com/supapool/supapool/pool"
+)
+
+// PgxPool gives the route's own pgxpool: its connections carry the app's
+// application_name, count against the route's cap, and it refuses once
+// the Pool is closed.
+func TestPgxPool(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 2 })
+
+	direct, err := p.PgxPool(pool.Direct)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, direct.Config().MaxConns)
+	var app string
+	require.NoError(t, direct.QueryRow(ctx, "select current_setting('application_name')").Scan(&app))
+	assert.Equal(t, p.Config().AppName, app)
+	assert.Equal(t, int32(1), direct.Stat().TotalConns(), "the route's own pool, not a copy")
+	assert.Equal(t, int32(1), p.Stat().Direct.TotalConns)
+
+	pooled, err := p.PgxPool(pool.Pooled)
+	require.NoError(t, err)
+	assert.NotSame(t, direct, pooled)
+	assert.Equal(t, p.Config().MaxConns, pooled.Config().MaxConns)
+
+	_, err = p.PgxPool(pool.Route(9))
+	assert.Error(t, err)
+
+	noDirect := newPool(t, bed, func(c *pool.Config) { c.NoDirect = true })
+	_, err = noDirect.PgxPool(pool.Direct)
+	assert.ErrorIs(t, err, pool.ErrNoDirectRoute)
+
+	p.Close()
+	_, err = p.PgxPool(pool.Direct)
+	assert.ErrorIs(t, err, pool.ErrClosed)
+}
+
+// A hijacked connection keeps its place under the route's cap until its
+// new owner closes it: hijacking as many as the cap allows leaves nothing
+// for another Acquire, which waits rather than opening a backend above the
+// cap, and gets one as soon as a hijacked connection is closed.
+func TestHijackKeepsCap(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 2 })
+	app := testbed.Filter{AppName: p.Config().AppName}
+	pp, err := p.PgxPool(pool.Direct)
+	require.NoError(t, err)
+	stop := sampleBackends(ctx, bed, app)
+
+	var hijacked []*pgx.Conn
+	defer func() {
+		for _, c := range hijacked {
+			_ = c.Close(context.Background())
+		}
+	}()
+	for range 2 {
+		c, err := pp.Acquire(ctx)
+		require.NoError(t, err)
+		hijacked = append(hijacked, c.Hijack())
+	}
+	assert.Zero(t, pp.Stat().TotalConns(), "hijacked connections leave pgxpool's count")
+	assert.EqualValues(t, 2, pool.SlotsInUse(p, pool.Direct), "but not the route's")
+
+	// Beyond the cap: pgxpool's Acquire waits, and gives up with its context.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = pp.Acquire(short)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// So do the Pool's own calls on the route.
+	short, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = p.Acquire(short, pool.Direct)
+	cancel()
+	require.Error(t, err)
+	n, err := bed.Count(ctx, app)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "no backend above the cap")
+
+	// Closing a hijacked connection gives its place back to a waiter.
+	got := make(chan error, 1)
+	go func() {
+		c, err := pp.Acquire(ctx)
+		if err == nil {
+			err = c.Ping(ctx)
+			c.Release()
+		}
+		got <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, hijacked[0].Close(ctx))
+	hijacked = hijacked[1:]
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Acquire still waits after a hijacked connection was closed")
+	}
+
+	// With one connection hijacked, many callers share the other one,
+	// through pgxpool and through the Pool.
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			if i%2 == 0 {
+				_, err := pp.Exec(ctx, "select pg_sleep(0.005)")
+				errs <- err
+				return
+			}
+			tx, err := p.Begin(ctx)
+			if err == nil {
+				_, err = tx.Exec(ctx, "select pg_sleep(0.005)")
+				err = errors.Join(err, tx.Commit(ctx))
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	most, samples := stop()
+	require.Positive(t, samples)
+	t.Logf("backends: at most %d in %d samples (MaxDirectConns 2)", most, samples)
+	assert.LessOrEqual(t, most, int64(2))
+	assert.LessOrEqual(t, pool.SlotsInUse(p, pool.Direct), int32(2))
+}
+
+// Without the slots (as before hijack.go), each hijack lets pgxpool open
+// one connection more than the cap: the bug the slots fix.
+func TestHijackExceedsCapWithoutSlots(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	restore := pool.WithoutHijackCap()
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 2 })
+	restore()
+	app := testbed.Filter{AppName: p.Config().AppName}
+	pp, err := p.PgxPool(pool.Direct)
+	require.NoError(t, err)
+
+	var hijacked []*pgx.Conn
+	defer func() {
+		for _, c := range hijacked {
+			_ = c.Close(context.Background())
+		}
+	}()
+	for range 2 {
+		c, err := pp.Acquire(ctx)
+		require.NoError(t, err)
+		hijacked = append(hijacked, c.Hijack())
+	}
+	c, err := pp.Acquire(ctx)
+	require.NoError(t, err, "pgxpool opens a third")
+	defer c.Release()
+	n, err := bed.Count(ctx, app)
+	require.NoError(t, err)
+	t.Logf("backends without the slots: %d (MaxDirectConns 2)", n)
+	assert.Equal(t, 3, n)
+}
