@@ -125,6 +125,9 @@ func (s *serverConns) install(pc *pgxpool.Config, forget func(*pgx.Conn)) {
 // cancel requests for that session (pgconn.PgConn.CancelRequest uses the
 // connection's DialFunc): they open no session and take no slot.
 func (s *serverConns) dialer(dial pgconn.DialFunc) pgconn.DialFunc {
+	// mu guards session, the socket this attempt opened. The attempt's
+	// own dials come one after another, but a cancel request comes from
+	// whichever goroutine cancels a query.
 	var mu sync.Mutex
 	var session *slotConn
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -176,3 +176,40 @@ func TestHijackExceedsCapWithoutSlots(t *testing.T) {
 	t.Logf("backends without the slots: %d (MaxDirectConns 2)", n)
 	assert.Equal(t, 3, n)
 }
+
+// A cancel request opens a socket through the connection's dial function
+// but no session, so it takes no slot. pgx cancels a query whose context
+// ends by sending one before it closes the connection: had the cancel
+// waited for a slot, on a route at its cap it would have waited for the
+// very socket it keeps open (pgx gives it 15s).
+func TestHijackCapLetsCancelRequestsThrough(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) { c.MaxDirectConns = 1 })
+	pp, err := p.PgxPool(pool.Direct)
+	require.NoError(t, err)
+	c, err := pp.Acquire(ctx)
+	require.NoError(t, err)
+	pid := c.Conn().PgConn().PID()
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = c.Exec(short, "select pg_sleep(10)")
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	c.Release()
+	start := time.Now()
+	require.Eventually(t, func() bool { return pool.SlotsInUse(p, pool.Direct) == 0 }, 3*time.Second, 5*time.Millisecond,
+		"the cancelled connection's socket closes and gives its slot back")
+	require.Eventually(t, func() bool {
+		bes, err := bed.Backends(ctx, testbed.Filter{AppName: p.Config().AppName})
+		return err == nil && len(bes) == 0
+	}, 3*time.Second, 10*time.Millisecond, "the server cancelled the query and the backend %d is gone", pid)
+
+	c, err = pp.Acquire(ctx)
+	require.NoError(t, err)
+	defer c.Release()
+	require.NoError(t, c.Ping(ctx))
+	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.EqualValues(t, 1, pool.SlotsInUse(p, pool.Direct))
+}
