@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 	"net"
@@ -25,15 +26,38 @@ import (
 // So every socket a route opens to the server holds one of the route's
 // slots, from before it is dialled until it is closed, whoever closes it:
 // the slot is tied to the socket (slotConn), not to pgxpool's bookkeeping.
-// A connect that finds every slot taken waits in its dial for one. While it
-// waits, a connection that goes idle in pgxpool is closed to make room
-// (reclaim), because the caller pgxpool is connecting for cannot be given
-// that idle connection: pgxpool already chose to connect for it.
+// A connect that finds every slot taken waits in its dial for one, first
+// come, first served; a slot given back goes straight to the first waiter.
+//
+// Only a hijacked connection makes a connect wait for long: without one,
+// pgxpool's own cap keeps its connections and connects within the slots,
+// and a connect waits at most for a socket being closed. With one, pgxpool
+// connects for a caller although every slot is held, and that caller
+// cannot be given a connection pgxpool already has: pgxpool chose to
+// connect for it. So a connection of pgxpool's is closed to make room
+// (reclaim): an idle one at once, else, once the connect has waited
+// handoffAfter, the next one a Pool call gives back (route.release closes
+// it instead). A route with h connections hijacked thus serves its callers
+// with max-h connections, reconnecting about once per handoffAfter while
+// more than max-h callers want one.
+//
+// What pgxpool's own callers give back (through PgxPool, or a conn from
+// Pool.Acquire) is not seen until it is idle: pgxpool has no hook on
+// release but AfterRelease, which would make every release asynchronous.
+// A connection they give back and take again at once is not reclaimed, so
+// a connect can wait its ConnectTimeout while they keep the route's other
+// connections busy, and then fails with SlotsTakenError. No pgxpool caller
+// is ever refused a connection for a waiting one: pgxpool's Acquire gives
+// up after MaxConns+1 refusals by PrepareConn, and a refused caller queues
+// again behind the others.
 
-// reclaimEvery is how often a connect waiting for a slot looks for an idle
-// connection to close. It waits only while the route's slots are all taken
-// and none is being closed, which takes a hijacked connection.
+// reclaimEvery is how often a connect waiting for a slot looks for a
+// connection to close.
 const reclaimEvery = 5 * time.Millisecond
+
+// handoffAfter is how long a connect waits for a slot before a connection
+// in use is closed for it when it comes back.
+const handoffAfter = 20 * time.Millisecond
 
 // serverConns holds a route's slots.
 type serverConns struct {
@@ -52,23 +76,30 @@ type serverConns struct {
 	// Invariant (with mu held): taken is the number of the route's
 	// sockets to the server that are being dialled or are open, in
 	// pgxpool (idle or in use), being closed, or hijacked out of it; and
-	// 0 <= taken <= max. leaving counts those of them whose close has
-	// begun (BeforeClose ran and the socket is not closed yet), so
-	// leaving <= taken. A slot is taken before its dial and given back
-	// when the dial fails or the socket closes, exactly once.
+	// 0 <= taken <= max. A slot is taken before its dial and given back
+	// when the dial fails or the socket closes, exactly once; given back
+	// while connects wait, it passes to the first of them (taken stays)
+	// and taken < max only while none waits. leaving counts the sockets
+	// whose close has begun (BeforeClose ran, or release chose to close
+	// it, and the socket is not closed yet): leaving <= taken.
 	mu      sync.Mutex
 	taken   int32
 	leaving int32
-	freed   chan struct{} // closed, and replaced, whenever a slot is given back
+	waiters list.List // of chan struct{}, closed when given a slot
 
-	waits atomic.Int64 // connects that had to wait for a slot (Stat-worthy)
+	// wanted asks route.release to close the next connection it is
+	// given back, so that its slot goes to a connect that has waited
+	// handoffAfter; cleared when taken up or when no connect waits.
+	wanted atomic.Bool
+
+	waits atomic.Int64 // connects that had to wait for a slot
 }
 
 // slotsOff disables the slots, for a test that shows what they prevent.
 var slotsOff atomic.Bool
 
 func newServerConns(route Route, field string, max int32, closing <-chan struct{}) *serverConns {
-	return &serverConns{route: route, field: field, max: max, closing: closing, freed: make(chan struct{})}
+	return &serverConns{route: route, field: field, max: max, closing: closing}
 }
 
 // install chains the slots into a pgxpool config, keeping the hooks set so
@@ -104,18 +135,43 @@ func (s *serverConns) install(pc *pgxpool.Config, forget func(*pgx.Conn)) {
 		return nil
 	}
 	pc.BeforeClose = func(c *pgx.Conn) {
-		if sc := socketOf(c); sc != nil {
-			s.mu.Lock()
-			if !sc.closed && !sc.leaving {
-				sc.leaving = true
-				s.leaving++
-			}
-			s.mu.Unlock()
-		}
+		s.leave(c)
 		if beforeClose != nil {
 			beforeClose(c)
 		}
 	}
+}
+
+// handOff reports whether a connection given back should be closed for a
+// waiting connect, and marks its socket as leaving if so.
+func (s *serverConns) handOff(c *pgx.Conn) bool {
+	sc := socketOf(c)
+	if sc == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.wanted.Load() || sc.closed || sc.leaving || s.leaving >= int32(s.waiters.Len()) {
+		return false
+	}
+	s.wanted.Store(false)
+	sc.leaving = true
+	s.leaving++
+	return true
+}
+
+// leave marks c's socket as being closed.
+func (s *serverConns) leave(c *pgx.Conn) {
+	sc := socketOf(c)
+	if sc == nil {
+		return
+	}
+	s.mu.Lock()
+	if !sc.closed && !sc.leaving {
+		sc.leaving = true
+		s.leaving++
+	}
+	s.mu.Unlock()
 }
 
 // dialer is one connect attempt's dial function. pgconn dials once per
@@ -155,48 +211,66 @@ func (s *serverConns) dialer(dial pgconn.DialFunc) pgconn.DialFunc {
 
 // take waits for a slot, for ctx to end or for the Pool to close.
 func (s *serverConns) take(ctx context.Context) error {
-	var tick *time.Ticker
-	defer func() {
-		if tick != nil {
-			tick.Stop()
-		}
-	}()
-	start := time.Now()
-	for {
-		s.mu.Lock()
-		if s.taken < s.max {
-			s.taken++
-			s.mu.Unlock()
-			return nil
-		}
-		freed, leaving, taken := s.freed, s.leaving, s.taken
+	s.mu.Lock()
+	if s.taken < s.max && s.waiters.Len() == 0 {
+		s.taken++
 		s.mu.Unlock()
-		if tick == nil {
-			s.waits.Add(1)
-			tick = time.NewTicker(reclaimEvery)
-		}
-		// A socket being closed gives its slot back soon; otherwise the
-		// slots are held by connections in use, idle ones and hijacked
-		// ones, and only an idle one can be made to give its slot back.
-		if leaving == 0 && s.reclaim != nil {
-			s.reclaim()
-		}
+		return nil
+	}
+	ch := make(chan struct{})
+	el := s.waiters.PushBack(ch)
+	s.mu.Unlock()
+	s.waits.Add(1)
+	start := time.Now()
+	tick := time.NewTicker(reclaimEvery)
+	defer tick.Stop()
+	for {
 		select {
-		case <-freed:
+		case <-ch:
+			return nil
 		case <-tick.C:
+			s.mu.Lock()
+			// Sockets being closed give their slots to the waiters
+			// first in line; reclaim only for those beyond them.
+			enough := s.leaving >= int32(s.waiters.Len())
+			s.mu.Unlock()
+			if enough || s.reclaim == nil || s.reclaim() {
+				continue
+			}
+			if time.Since(start) >= handoffAfter {
+				s.wanted.Store(true)
+			}
 		case <-ctx.Done():
+			taken := s.withdraw(ch, el)
 			return &SlotsTakenError{Route: s.route, Field: s.field, Max: s.max, Taken: taken, Waited: time.Since(start), Err: ctx.Err()}
 		case <-s.closing:
+			s.withdraw(ch, el)
 			return ErrClosed
 		}
 	}
+}
+
+// withdraw takes a connect that gives up out of the queue, or passes on
+// the slot it was given meanwhile. It returns the slots taken.
+func (s *serverConns) withdraw(ch chan struct{}, el *list.Element) int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-ch:
+		s.passOn()
+	default:
+		s.waiters.Remove(el)
+		if s.waiters.Len() == 0 {
+			s.wanted.Store(false)
+		}
+	}
+	return s.taken
 }
 
 // give gives back the slot of sc (nil: a dial that failed).
 func (s *serverConns) give(sc *slotConn) {
 	var onClose func()
 	s.mu.Lock()
-	s.taken--
 	if sc != nil {
 		sc.closed = true
 		if sc.leaving {
@@ -204,11 +278,23 @@ func (s *serverConns) give(sc *slotConn) {
 		}
 		onClose, sc.onClose = sc.onClose, nil
 	}
-	close(s.freed)
-	s.freed = make(chan struct{})
+	s.passOn()
 	s.mu.Unlock()
 	if onClose != nil {
 		onClose()
+	}
+}
+
+// passOn hands a slot given back to the first waiting connect, or frees
+// it; s.mu is held.
+func (s *serverConns) passOn() {
+	if el := s.waiters.Front(); el != nil {
+		close(s.waiters.Remove(el).(chan struct{}))
+	} else {
+		s.taken--
+	}
+	if s.waiters.Len() == 0 {
+		s.wanted.Store(false)
 	}
 }
 

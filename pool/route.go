@@ -339,9 +339,15 @@ func (r *route) giveUp(err error, w *refusals) error {
 }
 
 // release gives back a connection a gated caller borrowed, and its place
-// in the gate.
+// in the gate. While a connect waits for a slot that a hijacked
+// connection holds (hijack.go), the connection is closed instead, so that
+// its slot goes to that connect.
 func (r *route) release(c *pgxpool.Conn) {
-	c.Release()
+	if r.slots != nil && r.slots.wanted.Load() && r.slots.handOff(c.Conn()) {
+		r.closeConn(c)
+	} else {
+		c.Release()
+	}
 	r.left()
 }
 
