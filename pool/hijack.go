@@ -360,15 +360,16 @@ type SlotsTakenError struct {
 	Max    int32
 	Taken  int32
 	Waited time.Duration
-	Err    error // the context's error
+	// Err is the connect's context error, most often its connect
+	// timeout. It is not unwrapped: pgconn would report a context's
+	// deadline as its own timeout and drop this error.
+	Err error
 }
 
 func (e *SlotsTakenError) Error() string {
 	return fmt.Sprintf("pool: %s route: all %d connections its cap allows (%s) are open, in use or hijacked out of the pool; waited %s for one: %v",
 		e.Route, e.Max, e.Field, e.Waited.Round(time.Millisecond), e.Err)
 }
-
-func (e *SlotsTakenError) Unwrap() error { return e.Err }
 
 // reclaimIdle closes one idle connection of the route, to give its slot to
 // a connect waiting for one; the others go back.

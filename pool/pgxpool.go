@@ -12,13 +12,16 @@ import "github.com/jackc/pgx/v5/pgxpool"
 // application_name, the pooled route's exec mode, the ConfigurePooled or
 // ConfigureDirect hooks, and the retirement of connections that hold
 // statement descriptions from before a schema change the Pool's own calls
-// have run into. The cap also holds
-// for connections taken out with Hijack, as River's listener and
-// pgxlisten do: such a connection keeps its place under the cap until its
-// new owner closes it, and while every place is taken a new connection
-// waits for one (an idle connection is closed to make room), failing with
-// a SlotsTakenError, inside pgconn's connect error, if its connect
-// timeout ends first.
+// have run into. The cap holds for connections taken out with Hijack too,
+// as River's listener and pgxlisten do: such a connection keeps its place
+// under the cap until its new owner closes it, so with h of them the
+// route serves everyone else with cap-h connections. A connect pgxpool
+// starts while every place is taken waits for one; an idle connection, or
+// the next one a Pool call gives back, is closed to make room. If its
+// connect timeout (connect_timeout, 10s by default) ends first, pgxpool's
+// Acquire fails with a SlotsTakenError inside pgconn's connect error; the
+// Pool's own callers wait on, within AcquireTimeout. Close a hijacked
+// connection when done with it: until then its place stays taken.
 //
 // What it gives up is the Pool's own logic: no routing (everything runs on
 // route r) and no refusal of session statements on the pooled route; no

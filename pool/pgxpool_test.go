@@ -3,11 +3,14 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -213,4 +216,92 @@ func TestHijackCapLetsCancelRequestsThrough(t *testing.T) {
 	require.NoError(t, c.Ping(ctx))
 	assert.Less(t, time.Since(start), 2*time.Second)
 	assert.EqualValues(t, 1, pool.SlotsInUse(p, pool.Direct))
+}
+
+// The slots chain into the hooks and dial function ConfigureDirect set,
+// which keep running.
+func TestPgxPoolKeepsUserHooks(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	var dials, before, after, closes atomic.Int32
+	p := newPool(t, bed, func(c *pool.Config) {
+		c.MaxDirectConns = 2
+		c.ConfigureDirect = func(pc *pgxpool.Config) error {
+			dial := pc.ConnConfig.DialFunc
+			pc.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				dials.Add(1)
+				return dial(ctx, network, addr)
+			}
+			pc.BeforeConnect = func(context.Context, *pgx.ConnConfig) error { before.Add(1); return nil }
+			pc.AfterConnect = func(context.Context, *pgx.Conn) error { after.Add(1); return nil }
+			pc.BeforeClose = func(*pgx.Conn) { closes.Add(1) }
+			return nil
+		}
+	})
+	pp, err := p.PgxPool(pool.Direct)
+	require.NoError(t, err)
+	c, err := pp.Acquire(ctx)
+	require.NoError(t, err)
+	conn := c.Hijack()
+	require.NoError(t, pp.Ping(ctx))
+	assert.EqualValues(t, 2, pool.SlotsInUse(p, pool.Direct))
+	assert.EqualValues(t, 2, dials.Load())
+	assert.EqualValues(t, 2, before.Load())
+	assert.EqualValues(t, 2, after.Load())
+	require.NoError(t, conn.Close(ctx))
+	assert.EqualValues(t, 1, pool.SlotsInUse(p, pool.Direct), "closing the hijacked connection gives its slot back")
+	p.Close()
+	assert.EqualValues(t, 1, closes.Load(), "BeforeClose runs for the connection pgxpool closed")
+	assert.Zero(t, pool.SlotsInUse(p, pool.Direct))
+}
+
+// A connect that waits its whole connect timeout for a slot fails with
+// SlotsTakenError: pgxpool's callers see it; the Pool's own callers wait
+// on, as for a full server, until their own context ends.
+func TestHijackSlotsTakenError(t *testing.T) {
+	noLeaks(t)
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, func(c *pool.Config) {
+		c.DirectURL = bed.DirectURL + "&connect_timeout=1"
+		c.MaxDirectConns = 1
+	})
+	pp, err := p.PgxPool(pool.Direct)
+	require.NoError(t, err)
+	c, err := pp.Acquire(ctx)
+	require.NoError(t, err)
+	conn := c.Hijack()
+	defer conn.Close(context.Background())
+
+	start := time.Now()
+	_, err = pp.Acquire(ctx)
+	var st *pool.SlotsTakenError
+	require.ErrorAs(t, err, &st)
+	assert.Equal(t, pool.Direct, st.Route)
+	assert.Equal(t, "MaxDirectConns", st.Field)
+	assert.EqualValues(t, 1, st.Max)
+	assert.Contains(t, err.Error(), "hijacked")
+	assert.InDelta(t, time.Second, time.Since(start), float64(700*time.Millisecond))
+
+	// The Pool's caller outlasts two connect timeouts and gets the slot
+	// the hijacked connection gives back.
+	done := make(chan error, 1)
+	start = time.Now()
+	go func() {
+		tx, err := p.Begin(ctx)
+		if err == nil {
+			err = tx.Rollback(ctx)
+		}
+		done <- err
+	}()
+	time.Sleep(2500 * time.Millisecond)
+	require.NoError(t, conn.Close(ctx))
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+		assert.Greater(t, time.Since(start), 2*time.Second)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Begin still waits after the hijacked connection was closed")
+	}
 }

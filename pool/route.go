@@ -227,6 +227,12 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		if ctx.Err() != nil {
 			return nil, r.giveUp(ctx.Err(), &w)
 		}
+		if st := (*SlotsTakenError)(nil); errors.As(err, &st) {
+			// A connect waited its ConnectTimeout for a slot that
+			// hijacked connections hold (hijack.go); the caller's
+			// wait is not over.
+			continue
+		}
 		kind, pgErr := classifyConnErr(err)
 		if kind != serverFull && kind != transient {
 			return nil, wrapAcquireErr(r, err)
