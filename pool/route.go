@@ -210,6 +210,16 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			}
 		}
 		c, err := r.pool.Acquire(ctx)
+		if err == nil && r.isClosing() {
+			// A connection given back while the Pool closes (before
+			// pgxpool closed) reached a waiter; it waited, so it gets
+			// ErrClosed like every other waiter.
+			c.Release()
+			if gated {
+				r.gate.leave()
+			}
+			return nil, ErrClosed
+		}
 		if err == nil {
 			if gated && r.gate.atCap() {
 				r.gate.ok(r.established())
