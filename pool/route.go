@@ -98,6 +98,10 @@ type route struct {
 	yield       yielder
 	maxIdle     time.Duration   // MaxConnIdleTime
 	beforeClose func(*pgx.Conn) // the pgxpool config's, for connections closed here
+
+	// slots caps the route's sockets to the server, hijacked ones
+	// included (hijack.go); nil only in the test that shows why.
+	slots *serverConns
 }
 
 // defaultConnectTimeout bounds each connection attempt (TCP, TLS and
@@ -165,6 +169,15 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		r.yield.after = p.cfg.YieldAfter
 	}
 	r.gens.install(pc)
+	if !slotsOff.Load() {
+		capName := "MaxConns"
+		if name == Direct {
+			capName = "MaxDirectConns"
+		}
+		r.slots = newServerConns(name, capName, max, p.closing)
+		r.slots.reclaim = r.reclaimIdle
+		r.slots.install(pc, r.gens.forget)
+	}
 	r.beforeClose = pc.BeforeClose
 	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 		return nil, fmt.Errorf("pool: %s route: %w", name, err)
@@ -197,6 +210,16 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			}
 		}
 		c, err := r.pool.Acquire(ctx)
+		if err == nil && r.isClosing() {
+			// A connection given back while the Pool closes (before
+			// pgxpool closed) reached a waiter; it waited, so it gets
+			// ErrClosed like every other waiter.
+			c.Release()
+			if gated {
+				r.gate.leave()
+			}
+			return nil, ErrClosed
+		}
 		if err == nil {
 			if gated && r.gate.atCap() {
 				r.gate.ok(r.established())
@@ -213,6 +236,12 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		}
 		if ctx.Err() != nil {
 			return nil, r.giveUp(ctx.Err(), &w)
+		}
+		if st := (*SlotsTakenError)(nil); errors.As(err, &st) {
+			// A connect waited its ConnectTimeout for a slot that
+			// hijacked connections hold (hijack.go); the caller's
+			// wait is not over.
+			continue
 		}
 		kind, pgErr := classifyConnErr(err)
 		if kind != serverFull && kind != transient {
@@ -326,9 +355,15 @@ func (r *route) giveUp(err error, w *refusals) error {
 }
 
 // release gives back a connection a gated caller borrowed, and its place
-// in the gate.
+// in the gate. While a connect waits for a slot that a hijacked
+// connection holds (hijack.go), the connection is closed instead, so that
+// its slot goes to that connect.
 func (r *route) release(c *pgxpool.Conn) {
-	c.Release()
+	if r.slots != nil && r.slots.wanted.Load() && r.slots.handOff(c.Conn()) {
+		r.closeConn(c)
+	} else {
+		c.Release()
+	}
 	r.left()
 }
 

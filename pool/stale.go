@@ -58,6 +58,10 @@ func (g *generations) staleSeen() {
 	g.retries.Add(1)
 }
 
+// forget drops a connection that is gone. BeforeClose does it for those
+// pgxpool closes; this is for those closed by whoever hijacked them.
+func (g *generations) forget(c *pgx.Conn) { g.conns.Delete(c) }
+
 // install chains the generation bookkeeping into a pgxpool config, keeping
 // any hooks the user set.
 func (g *generations) install(pc *pgxpool.Config) {
