@@ -399,6 +399,9 @@ func TestCloseWhileCallersWait(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
+	// Give the held connection back only once Close has begun (it waits
+	// for it), so no waiter can take it first.
+	require.Eventually(t, func() bool { return errors.Is(p.Ping(ctx), pool.ErrClosed) }, 10*time.Second, time.Millisecond)
 	held.Release()
 	for i := 0; i < callers; i++ {
 		assert.ErrorIs(t, <-errs, pool.ErrClosed)
