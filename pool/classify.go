@@ -1,6 +1,11 @@
 package pool
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/supapool/supapool/internal/redact"
+)
 
 // This file is the SQL scanner that decides whether a statement sent on
 // the pooled route needs a session. Its lexer follows PostgreSQL's
@@ -987,4 +992,21 @@ func eqFold(w, kw string) bool {
 		}
 	}
 	return true
+}
+
+// lexerSafe checks that a route's startup parameters keep the SQL the way
+// classify reads it: standard_conforming_strings on (the server's default
+// since 9.1), and a client encoding in which every byte below 0x80 is
+// ASCII. In SJIS, BIG5, GBK, GB18030, UHC and JOHAB a quote or backslash
+// byte can be the second half of a character, so the scanner and the
+// server would split strings differently.
+func lexerSafe(params map[string]string) error {
+	if v := params["standard_conforming_strings"]; v != "" && !strings.EqualFold(v, "on") {
+		return fmt.Errorf("standard_conforming_strings is %s: supapool checks statements for session state the way PostgreSQL reads them with it on (the default); remove it from the URL", redact.Value(v))
+	}
+	switch strings.ToUpper(strings.NewReplacer("_", "", "-", "").Replace(params["client_encoding"])) {
+	case "SJIS", "SHIFTJIS", "SHIFTJIS2004", "BIG5", "GBK", "GB18030", "UHC", "JOHAB", "WIN932", "WIN936", "WIN949", "WIN950", "CP932", "CP936", "CP949", "CP950":
+		return fmt.Errorf("client_encoding %s is not ASCII-safe: a quote byte can be half of a character, so supapool's check of statements could read them differently from the server; use UTF8 (pgx needs it anyway)", redact.Value(params["client_encoding"]))
+	}
+	return nil
 }

@@ -1,10 +1,12 @@
 package pool
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestClassify(t *testing.T) {
@@ -132,5 +134,36 @@ func BenchmarkRouteQuery(b *testing.B) {
 	sql := "select id, name, email from users where id = $1"
 	for i := 0; i < b.N; i++ {
 		_ = routeQuery(sql)
+	}
+}
+
+// Startup parameters that would make the server read SQL differently from
+// the scanner are refused on the pooled route at New.
+func TestLexerSafeStartupParameters(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		bad   string // "" when accepted
+	}{
+		{"", ""},
+		{"client_encoding=UTF8", ""},
+		{"client_encoding=LATIN1", ""},
+		{"standard_conforming_strings=on", ""},
+		{"standard_conforming_strings=off", "standard_conforming_strings"},
+		{"client_encoding=SJIS", "client_encoding"},
+		{"client_encoding=gb18030", "client_encoding"},
+		{"client_encoding=BIG5", "client_encoding"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			url := "postgres://u:pw@127.0.0.1:6543/db?pgbouncer=true&" + tc.query
+			p, err := New(context.Background(), Config{AppName: "web", DirectURL: "postgres://u:pw@127.0.0.1:5432/db", PooledURL: url})
+			if tc.bad == "" {
+				require.NoError(t, err)
+				p.Close()
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "PooledURL (DATABASE_POOLED_URL)")
+			assert.Contains(t, err.Error(), tc.bad)
+		})
 	}
 }

@@ -113,6 +113,11 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	if err != nil {
 		return nil, fmt.Errorf("pool: %s: %s", field, scrubParseError(err, d.url))
 	}
+	if name == Pooled {
+		if err := lexerSafe(pc.ConnConfig.RuntimeParams); err != nil {
+			return nil, fmt.Errorf("pool: %s: %w", field, err)
+		}
+	}
 	pc.MinConns = 0
 	pc.MinIdleConns = 0
 	pc.MaxConnIdleTime = p.cfg.MaxConnIdleTime
