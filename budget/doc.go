@@ -42,7 +42,7 @@
 // app's Min and Max. An app with more instances therefore takes more in
 // total, which matches why instances are added. Direct connections are
 // granted as asked: in Go, [App.Direct] is taken as is; in a spec file, an
-// app that leaves direct out gets [DefaultDirect] (1) per instance, counted
+// app that leaves direct out gets 1 per instance, counted
 // like any other, and direct: 0 gives it none, which turns its pool's
 // direct route off. When the minimums do not fit, [Plan] returns an
 // [*InfeasibleError] listing the figures and the apps that take the most.

@@ -25,7 +25,7 @@ const EnvVar = "SUPAPOOL_BUDGET"
 // error naming it, because a silently ignored "wieght" would plan something
 // the author did not mean. Duplicate keys are errors too.
 //
-// An app that leaves direct out (or sets it to null) gets [DefaultDirect]
+// An app that leaves direct out (or sets it to null) gets [defaultDirect]
 // direct connections; direct: 0 gives it none. Every other count left out
 // reads as 0.
 //
@@ -200,7 +200,7 @@ func decodeApp(v any, i int, a *App) error {
 	// Left out is not "none": an app that never mentioned direct
 	// connections still calls Begin and Listen, which need them.
 	if m["direct"] == nil {
-		a.Direct = DefaultDirect
+		a.Direct = defaultDirect
 	}
 	return nil
 }

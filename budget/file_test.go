@@ -21,7 +21,7 @@ func TestParseSpec(t *testing.T) {
 		Pooler:   &Pooler{ServerConns: 15, MaxClients: 200},
 		Apps: []App{
 			{Name: "web", Instances: 4, Weight: 2, Min: 1, Max: 10, Direct: 1},
-			{Name: "worker", Instances: 2, Direct: DefaultDirect},
+			{Name: "worker", Instances: 2, Direct: defaultDirect},
 		},
 	}
 	tests := []struct {
@@ -62,7 +62,7 @@ apps:
 		t.Parallel()
 		got, err := ParseSpec([]byte("apps: [{name: web, instances: 2}]"))
 		require.NoError(t, err)
-		assert.Equal(t, Spec{Apps: []App{{Name: "web", Instances: 2, Direct: DefaultDirect}}}, got)
+		assert.Equal(t, Spec{Apps: []App{{Name: "web", Instances: 2, Direct: defaultDirect}}}, got)
 	})
 	t.Run("a numeric name is a name", func(t *testing.T) {
 		t.Parallel()
@@ -80,8 +80,8 @@ func TestParseSpecDirect(t *testing.T) {
 		name, yaml, json string
 		want             int
 	}{
-		{"left out is the default", "{name: web, instances: 2}", `{"name": "web", "instances": 2}`, DefaultDirect},
-		{"null is left out", "{name: web, instances: 2, direct: null}", `{"name": "web", "instances": 2, "direct": null}`, DefaultDirect},
+		{"left out is the default", "{name: web, instances: 2}", `{"name": "web", "instances": 2}`, defaultDirect},
+		{"null is left out", "{name: web, instances: 2, direct: null}", `{"name": "web", "instances": 2, "direct": null}`, defaultDirect},
 		{"explicit 0 is none", "{name: web, instances: 2, direct: 0}", `{"name": "web", "instances": 2, "direct": 0}`, 0},
 		{"explicit 0.0 is none", "{name: web, instances: 2, direct: 0.0}", `{"name": "web", "instances": 2, "direct": 0.0}`, 0},
 		{"explicit 1", "{name: web, instances: 2, direct: 1}", `{"name": "web", "instances": 2, "direct": 1}`, 1},
@@ -115,7 +115,7 @@ func TestParseSpecDirect(t *testing.T) {
 		for _, a := range s.Apps {
 			got = append(got, a.Direct)
 		}
-		assert.Equal(t, []int{DefaultDirect, 0, 4}, got)
+		assert.Equal(t, []int{defaultDirect, 0, 4}, got)
 	})
 	t.Run("a negative direct is reported by the planner", func(t *testing.T) {
 		t.Parallel()

@@ -17,11 +17,11 @@ func seedSpec() Spec {
 		Pooler:   &Pooler{ServerConns: 15, MaxClients: 200},
 		Apps: []App{
 			{Name: "web", Instances: 3, Weight: 3, Direct: 1},
-			{Name: "api", Instances: 3, Weight: 3, Direct: DefaultDirect},
+			{Name: "api", Instances: 3, Weight: 3, Direct: defaultDirect},
 			{Name: "worker", Instances: 2, Weight: 2, Direct: 2},
 			{Name: "notifier", Instances: 1, Max: 5, Direct: 2},
 			{Name: "scheduler", Instances: 1, Max: 2, Direct: 1},
-			{Name: "admin", Instances: 1, Min: 2, Max: 5, Direct: DefaultDirect},
+			{Name: "admin", Instances: 1, Min: 2, Max: 5, Direct: defaultDirect},
 			{Name: "reports", Instances: 2, Min: 2, Max: 8, Direct: 0},
 		},
 	}
@@ -448,7 +448,7 @@ func TestPlanDefaultDirect(t *testing.T) {
 				assert.Equal(t, tt.err, err.Error())
 				var ie *InfeasibleError
 				require.True(t, errors.As(err, &ie))
-				assert.Equal(t, []Use{{App: "a", Instances: 4, Direct: DefaultDirect, Total: 4}}, ie.Uses)
+				assert.Equal(t, []Use{{App: "a", Instances: 4, Direct: defaultDirect, Total: 4}}, ie.Uses)
 				return
 			}
 			require.NoError(t, err)

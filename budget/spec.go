@@ -61,16 +61,15 @@ type App struct {
 	// against Limit. 0 means none: a pool configured from the plan then
 	// turns its direct route off, so Listen and Acquire(ctx, pool.Direct)
 	// fail. A spec file that leaves direct out (or sets it to null) gets
-	// [DefaultDirect]; write direct: 0 for none. In Go the field is taken
-	// as is.
+	// 1 per instance: enough for a transaction, a session lock or a
+	// migration (an app that listens wants 2: the listener holds one for
+	// good). Write direct: 0 for none. In Go the field is taken as is.
 	Direct int `json:"direct"`
 }
 
-// DefaultDirect is the direct connections per instance of an app whose spec
-// file leaves direct out: enough for a transaction, a session lock or a
-// migration on the direct route. An app that listens wants 2, because the
-// listener holds one for good.
-const DefaultDirect = 1
+// defaultDirect is the direct connections per instance of an app whose spec
+// file leaves direct out (documented on App.Direct).
+const defaultDirect = 1
 
 // Validate reports every field that makes s unplannable, naming the field
 // and the app. It does not check whether the apps fit: [Plan] does that and
