@@ -227,7 +227,7 @@ func parseKeywordDSN(name, raw string) (dsn, error) {
 // allowed, values bare or in single quotes, a backslash escaping the next
 // character. Its errors name keys, never values.
 func keywordSettings(s string) (map[string]string, error) {
-	const spaces = " \t\n\r\v\f"
+	const spaces = redact.Spaces
 	settings := map[string]string{}
 	prev := ""
 	for s = strings.TrimLeft(s, spaces); s != ""; s = strings.TrimLeft(s, spaces) {
@@ -242,29 +242,11 @@ func keywordSettings(s string) (map[string]string, error) {
 			}
 			return nil, fmt.Errorf("text after %s= is not a key=value pair; a value with a space in it must be in single quotes (%s='...', with \\' for a quote and \\\\ for a backslash)", safeKey(prev), safeKey(prev))
 		}
-		s = strings.TrimLeft(s[eq+1:], spaces)
-		var val string
-		if strings.HasPrefix(s, "'") {
-			i := 1
-			for ; i < len(s) && s[i] != '\''; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-			if i >= len(s) {
-				return nil, fmt.Errorf("the quoted value of %s has no closing quote (write \\' for a quote inside it)", safeKey(key))
-			}
-			val, s = unescapeKeyword(s[1:i]), s[i+1:]
-		} else {
-			i := 0
-			for ; i < len(s) && !strings.ContainsRune(spaces, rune(s[i])); i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-			i = min(i, len(s))
-			val, s = unescapeKeyword(s[:i]), s[i:]
+		_, val, rest, ok := redact.KeywordValue(strings.TrimLeft(s[eq+1:], spaces))
+		if !ok {
+			return nil, fmt.Errorf("the quoted value of %s has no closing quote (write \\' for a quote inside it)", safeKey(key))
 		}
+		s = rest
 		if key == "dbname" {
 			key = "database"
 		}
@@ -284,23 +266,6 @@ func safeKey(k string) string {
 		}
 	}
 	return k
-}
-
-func unescapeKeyword(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' {
-			i++
-			if i == len(s) {
-				break
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // detectMode knows Supabase's hosts: the shared pooler (Supavisor) serves

@@ -5,7 +5,9 @@ import (
 	"strings"
 )
 
-const spaces = " \t\n\r\v\f"
+// Spaces are the bytes that separate keyword/value pairs, as libpq reads
+// them.
+const Spaces = " \t\n\r\v\f"
 
 // schemeLen returns the length of the "scheme://" s starts with, or 0.
 func schemeLen(s string) int {
@@ -215,13 +217,13 @@ func maskKeywordValue(s string) (string, []string) {
 	var b strings.Builder
 	var found []string
 	for {
-		t := strings.TrimLeft(s, spaces)
+		t := strings.TrimLeft(s, Spaces)
 		b.WriteString(s[:len(s)-len(t)])
 		if s = t; s == "" {
 			break
 		}
 		eq := strings.IndexByte(s, '=')
-		if eq < 0 || strings.TrimSpace(s[:eq]) == "" || strings.ContainsAny(strings.TrimSpace(s[:eq]), spaces) {
+		if eq < 0 || strings.TrimSpace(s[:eq]) == "" || strings.ContainsAny(strings.TrimSpace(s[:eq]), Spaces) {
 			b.WriteString(Mask)
 			found = appendWords(found, s)
 			break
@@ -229,33 +231,16 @@ func maskKeywordValue(s string) (string, []string) {
 		secret := isSecretKey(s[:eq])
 		b.WriteString(s[:eq+1])
 		s = s[eq+1:]
-		t = strings.TrimLeft(s, spaces)
+		t = strings.TrimLeft(s, Spaces)
 		b.WriteString(s[:len(s)-len(t)])
 		s = t
-		var raw, val string
-		if strings.HasPrefix(s, "'") {
-			i := 1
-			for ; i < len(s) && s[i] != '\''; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-			if i >= len(s) {
-				b.WriteString(Mask)
-				found = appendWords(found, s)
-				break
-			}
-			raw, val, s = s[:i+1], unescape(s[1:i]), s[i+1:]
-		} else {
-			i := 0
-			for ; i < len(s) && strings.IndexByte(spaces, s[i]) < 0; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-			i = min(i, len(s))
-			raw, val, s = s[:i], unescape(s[:i]), s[i:]
+		raw, val, rest, ok := KeywordValue(s)
+		if !ok {
+			b.WriteString(Mask)
+			found = appendWords(found, s)
+			break
 		}
+		s = rest
 		if secret {
 			b.WriteString(Mask)
 			found = append(found, raw)
@@ -283,6 +268,35 @@ func appendWords(found []string, rest string) []string {
 		found = append(found, w, strings.Trim(w, `'`))
 	}
 	return found
+}
+
+// KeywordValue reads the value at the start of s, which follows a key's =
+// in a keyword/value connection string, as libpq and pgx read it: in
+// single quotes or bare up to the next space, a backslash escaping the
+// next byte in both. It returns the value as written (quotes included),
+// unescaped, and what follows; ok is false for a quote that is never
+// closed.
+func KeywordValue(s string) (raw, val, rest string, ok bool) {
+	if strings.HasPrefix(s, "'") {
+		i := 1
+		for ; i < len(s) && s[i] != '\''; i++ {
+			if s[i] == '\\' {
+				i++
+			}
+		}
+		if i >= len(s) {
+			return "", "", s, false
+		}
+		return s[:i+1], unescape(s[1:i]), s[i+1:], true
+	}
+	i := 0
+	for ; i < len(s) && strings.IndexByte(Spaces, s[i]) < 0; i++ {
+		if s[i] == '\\' {
+			i++
+		}
+	}
+	i = min(i, len(s))
+	return s[:i], unescape(s[:i]), s[i:], true
 }
 
 // unescape applies libpq's rule: a backslash is dropped and the next byte
@@ -319,7 +333,7 @@ func maskEmbedded(msg string) string {
 		}
 		if n > 0 {
 			end := i + n
-			for end < len(msg) && strings.IndexByte(spaces+"\"'`<>", msg[end]) < 0 {
+			for end < len(msg) && strings.IndexByte(Spaces+"\"'`<>", msg[end]) < 0 {
 				end++
 			}
 			masked, _ := maskURL(msg[i+n : end])
@@ -346,7 +360,7 @@ func maskEmbedded(msg string) string {
 					}
 					k = min(k+1, len(msg))
 				} else {
-					for ; k < len(msg) && strings.IndexByte(spaces+"`\"", msg[k]) < 0; k++ {
+					for ; k < len(msg) && strings.IndexByte(Spaces+"`\"", msg[k]) < 0; k++ {
 						if msg[k] == '\\' {
 							k++
 						}
