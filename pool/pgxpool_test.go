@@ -67,17 +67,7 @@ func TestHijackKeepsCap(t *testing.T) {
 	require.NoError(t, err)
 	stop := sampleBackends(ctx, bed, app)
 
-	var hijacked []*pgx.Conn
-	defer func() {
-		for _, c := range hijacked {
-			_ = c.Close(context.Background())
-		}
-	}()
-	for range 2 {
-		c, err := pp.Acquire(ctx)
-		require.NoError(t, err)
-		hijacked = append(hijacked, c.Hijack())
-	}
+	hijacked := hijack(t, ctx, pp, 2)
 	assert.Zero(t, pp.Stat().TotalConns(), "hijacked connections leave pgxpool's count")
 	assert.EqualValues(t, 2, pool.SlotsInUse(p, pool.Direct), "but not the route's")
 
@@ -161,17 +151,7 @@ func TestHijackExceedsCapWithoutSlots(t *testing.T) {
 	pp, err := p.PgxPool(pool.Direct)
 	require.NoError(t, err)
 
-	var hijacked []*pgx.Conn
-	defer func() {
-		for _, c := range hijacked {
-			_ = c.Close(context.Background())
-		}
-	}()
-	for range 2 {
-		c, err := pp.Acquire(ctx)
-		require.NoError(t, err)
-		hijacked = append(hijacked, c.Hijack())
-	}
+	hijack(t, ctx, pp, 2)
 	c, err := pp.Acquire(ctx)
 	require.NoError(t, err, "pgxpool opens a third")
 	defer c.Release()
@@ -304,4 +284,22 @@ func TestHijackSlotsTakenError(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Begin still waits after the hijacked connection was closed")
 	}
+}
+
+// hijack takes n connections out of pp as pgxlisten does, and closes them
+// when the test ends.
+func hijack(t *testing.T, ctx context.Context, pp *pgxpool.Pool, n int) []*pgx.Conn {
+	t.Helper()
+	var hijacked []*pgx.Conn
+	t.Cleanup(func() {
+		for _, c := range hijacked {
+			_ = c.Close(context.Background())
+		}
+	})
+	for range n {
+		c, err := pp.Acquire(ctx)
+		require.NoError(t, err)
+		hijacked = append(hijacked, c.Hijack())
+	}
+	return hijacked
 }
