@@ -510,29 +510,21 @@ func (c Config) fields() []cfgField {
 
 // String shows every field by name, as %+v would, with the URLs'
 // passwords masked.
-func (c Config) String() string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, f := range c.fields() {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "%s:%v", f.name, f.val)
-	}
-	b.WriteByte('}')
-	return b.String()
-}
+func (c Config) String() string { return c.join("{", " ", "%s:%v") }
 
 // GoString shows c as %#v would, with the URLs' passwords masked and set
 // func and Logger fields as (type)(set).
-func (c Config) GoString() string {
+func (c Config) GoString() string { return c.join("pool.Config{", ", ", "%s:%#v") }
+
+// join writes every field with format (name, then value), separated by sep.
+func (c Config) join(open, sep, format string) string {
 	var b strings.Builder
-	b.WriteString("pool.Config{")
+	b.WriteString(open)
 	for i, f := range c.fields() {
 		if i > 0 {
-			b.WriteString(", ")
+			b.WriteString(sep)
 		}
-		fmt.Fprintf(&b, "%s:%#v", f.name, f.val)
+		fmt.Fprintf(&b, format, f.name, f.val)
 	}
 	b.WriteByte('}')
 	return b.String()
