@@ -103,17 +103,15 @@ func (p *Pool) open() error {
 	return nil
 }
 
-// allow checks statements bound for route r: the pooled route refuses
-// those that need a session (route.go says why).
-func (p *Pool) allow(r *route, sqls ...string) error {
+// allow checks a statement bound for route r: the pooled route refuses
+// one that needs a session (route.go says why).
+func (p *Pool) allow(r *route, sql string) error {
 	if r.name != Pooled {
 		return nil
 	}
-	for _, sql := range sqls {
-		if err := routeQuery(sql); err != nil {
-			p.refused.Add(1)
-			return err
-		}
+	if err := routeQuery(sql); err != nil {
+		p.refused.Add(1)
+		return err
 	}
 	return nil
 }
@@ -174,12 +172,10 @@ func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
-	sqls := make([]string, len(b.QueuedQueries))
-	for i, q := range b.QueuedQueries {
-		sqls[i] = q.SQL
-	}
-	if err := p.allow(r, sqls...); err != nil {
-		return pgx.FailedBatchResults(b, err)
+	for _, q := range b.QueuedQueries {
+		if err := p.allow(r, q.SQL); err != nil {
+			return pgx.FailedBatchResults(b, err)
+		}
 	}
 	c, err := r.acquire(ctx, true)
 	if err != nil {

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,7 +18,7 @@ type poolTx struct {
 }
 
 func (p *Pool) newTx(t pgx.Tx, c *pgxpool.Conn, r *route) *poolTx {
-	return &poolTx{guardedTx: guardedTx{Tx: t, g: guard{pooled: r.name == Pooled, refused: &p.refused}}, c: c, r: r}
+	return &poolTx{guardedTx: guardedTx{Tx: t, g: guard{p: p, r: r}}, c: c, r: r}
 }
 
 // Commit commits the transaction and gives its connection back.
@@ -47,20 +46,11 @@ func (t *poolTx) done() {
 // route refuses: session state set there would outlive the transaction on
 // the pooler's server connection and reach its next client.
 type guard struct {
-	pooled  bool
-	refused *atomic.Int64
+	p *Pool
+	r *route
 }
 
-func (g guard) check(sql string) error {
-	if !g.pooled {
-		return nil
-	}
-	if err := routeQuery(sql); err != nil {
-		g.refused.Add(1)
-		return err
-	}
-	return nil
-}
+func (g guard) check(sql string) error { return g.p.allow(g.r, sql) }
 
 // guardedTx is a pgx.Tx whose every statement passes its guard, and whose
 // savepoints (Begin) are guarded the same way. It is the transaction part
@@ -114,8 +104,8 @@ func (t *guardedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResult
 // server connection after the transaction, where the next client that
 // prepares the same name fails with 42P05.
 func (t *guardedTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
-	if t.g.pooled && name != "" {
-		t.g.refused.Add(1)
+	if t.g.r.name == Pooled && name != "" {
+		t.g.p.refused.Add(1)
 		return nil, &SessionStatementError{Statement: "a named prepared statement", Hint: "prepare it with an empty name (the unnamed statement), or use Acquire(ctx, pool.Direct)"}
 	}
 	if err := t.g.check(sql); err != nil {
