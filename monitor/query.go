@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/supapool/supapool/internal/appname"
 	"github.com/supapool/supapool/internal/pgstat"
 )
 
@@ -109,10 +110,12 @@ func build(r raw) Snapshot {
 		if g.State == StateHidden {
 			s.Hidden += g.Count
 		}
-		a := apps[g.Application]
+		// Lanes and instances (web/heavy#k3x9q2) fold into their app.
+		name := appname.App(g.Application)
+		a := apps[name]
 		if a == nil {
-			a = &AppUsage{Application: g.Application, ByState: map[string]int{}}
-			apps[g.Application] = a
+			a = &AppUsage{Application: name, ByState: map[string]int{}}
+			apps[name] = a
 		}
 		a.Total += g.Count
 		a.ByState[g.State] += g.Count

@@ -47,8 +47,10 @@ type Snapshot struct {
 	// Groups are the rows of the poll's query: backends grouped by
 	// database, user, application and state, sorted by those four.
 	Groups []Group `json:"groups"`
-	// Apps sums Groups by application name and adds each app's budget;
-	// planned apps with no connections appear too. Sorted by name.
+	// Apps sums Groups by app and adds each app's budget; planned apps
+	// with no connections appear too. Sorted by name. An application_name
+	// with supapool's lane and instance suffixes (web/heavy#k3x9q2) counts
+	// for its app (web); Groups keep the names as the server has them.
 	Apps []AppUsage `json:"apps"`
 	// Level is the level after hysteresis.
 	Level Level `json:"level"`
