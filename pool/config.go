@@ -29,6 +29,10 @@ const (
 	EnvMaxConns       = "DATABASE_MAX_CONNS"
 	EnvMaxDirectConns = "DATABASE_MAX_DIRECT_CONNS"
 	EnvTxRoute        = "DATABASE_TX_ROUTE"
+	// EnvMaxHeavyConns sets Config.MaxHeavyConns.
+	EnvMaxHeavyConns = "DATABASE_MAX_HEAVY_CONNS"
+	// EnvHeavyTimeout sets Config.HeavyTimeout, as a Go duration (90s, 5m).
+	EnvHeavyTimeout = "DATABASE_HEAVY_TIMEOUT"
 	// EnvLogLevel sets the level of the JSON logger ConfigFromEnv gives
 	// Config.Logger: debug, info, warn, error or off (the default when
 	// unset: no logs unless a logger is passed, see WithLogger).
@@ -43,6 +47,8 @@ const (
 const (
 	defaultMaxConns          int32 = 4
 	defaultMaxDirectConns    int32 = 2
+	defaultMaxHeavyConns     int32 = 1
+	defaultHeavyTimeout            = 60 * time.Second
 	defaultMaxConnIdleTime         = 30 * time.Second
 	defaultMaxConnLifetime         = 30 * time.Minute
 	defaultHealthCheckPeriod       = 15 * time.Second
@@ -89,6 +95,17 @@ type Config struct {
 	// the listener's included. Default 2, or connection_limit in
 	// DirectURL.
 	MaxDirectConns int32
+
+	// MaxHeavyConns caps the heavy lane's connections per instance (see
+	// Pool.Heavy): heavy queries beyond it wait for each other, not for
+	// the pooled route. Default 1.
+	MaxHeavyConns int32
+
+	// HeavyTimeout is the statement_timeout of every transaction on the
+	// heavy lane (SET LOCAL, so it works through a transaction pooler);
+	// a statement that runs longer fails with a *HeavyTimeoutError.
+	// Default 60s; negative means no limit.
+	HeavyTimeout time.Duration
 
 	// NoDirect turns the direct route off, for an app whose budget gives
 	// it no direct connections: Begin then goes to the pooled route, and
@@ -229,6 +246,13 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if err := applyBudget(&c, get(EnvBudget)); err != nil {
 		return Config{}, err
 	}
+	if v := get(EnvHeavyTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("pool: %s, expected a positive duration such as 60s or 5m", setTo(EnvHeavyTimeout, v))
+		}
+		c.HeavyTimeout = d
+	}
 	if v := get(EnvLogLevel); v != "" {
 		if c.Logger, err = levelLogger(v); err != nil {
 			return Config{}, err
@@ -238,7 +262,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		name string
 		dst  *int32
 		from *string
-	}{{EnvMaxConns, &c.MaxConns, &c.maxConnsFrom}, {EnvMaxDirectConns, &c.MaxDirectConns, &c.maxDirectConnsFrom}} {
+	}{{EnvMaxConns, &c.MaxConns, &c.maxConnsFrom}, {EnvMaxDirectConns, &c.MaxDirectConns, &c.maxDirectConnsFrom}, {EnvMaxHeavyConns, &c.MaxHeavyConns, new(string)}} {
 		s := get(v.name)
 		if s == "" {
 			continue
@@ -340,8 +364,14 @@ func (c Config) resolve() (resolved, error) {
 	if err := checkAppName(r.AppName, "AppName"); err != nil {
 		return r, err
 	}
-	if r.MaxConns < 0 || r.MaxDirectConns < 0 {
-		return r, fmt.Errorf("pool: MaxConns (%d) and MaxDirectConns (%d) must not be negative", r.MaxConns, r.MaxDirectConns)
+	if r.MaxConns < 0 || r.MaxDirectConns < 0 || r.MaxHeavyConns < 0 {
+		return r, fmt.Errorf("pool: MaxConns (%d), MaxDirectConns (%d) and MaxHeavyConns (%d) must not be negative", r.MaxConns, r.MaxDirectConns, r.MaxHeavyConns)
+	}
+	if r.MaxHeavyConns == 0 {
+		r.MaxHeavyConns = defaultMaxHeavyConns
+	}
+	if r.HeavyTimeout == 0 {
+		r.HeavyTimeout = defaultHeavyTimeout
 	}
 	if r.MaxConns == 0 {
 		r.MaxConns, r.maxConnsFrom = defaultMaxConns, "default"
@@ -490,6 +520,8 @@ func (c Config) fields() []cfgField {
 		{"PooledMode", "pooled_mode", c.PooledMode},
 		{"MaxConns", "max_conns", c.MaxConns},
 		{"MaxDirectConns", "max_direct_conns", c.MaxDirectConns},
+		{"MaxHeavyConns", "max_heavy_conns", c.MaxHeavyConns},
+		{"HeavyTimeout", "heavy_timeout", c.HeavyTimeout},
 		{"NoDirect", "no_direct", c.NoDirect},
 		{"TxRoute", "tx_route", orDefault{c.TxRoute, int(c.TxRoute), c.TxRoute == 0}},
 		{"ExecMode", "exec_mode", orDefault{c.ExecMode, int(c.ExecMode), c.ExecMode == 0}},

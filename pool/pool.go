@@ -22,6 +22,9 @@ type Pool struct {
 	log    *zap.Logger
 	pooled *route
 	direct *route
+	heavy  *route // the heavy lane's route (heavy.go)
+
+	heavyLane *Lane
 
 	refused atomic.Int64
 
@@ -80,6 +83,14 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 			return nil, err
 		}
 	}
+	if p.heavy, err = p.newRoute(ctx, Heavy, pooledName, pooledDSN, cfg.MaxHeavyConns, hook); err != nil {
+		p.pooled.pool.Close()
+		if p.direct != nil {
+			p.direct.pool.Close()
+		}
+		return nil, err
+	}
+	p.heavyLane = p.newHeavyLane(p.heavy)
 	p.log.Info("supapool: pool ready",
 		zap.String("direct_url", Redact(cfg.direct.url)),
 		zap.String("pooled_url", Redact(cfg.pooled.url)),
@@ -88,6 +99,8 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		zap.String("max_conns_from", cfg.maxConnsFrom),
 		zap.Int32("max_direct_conns", cfg.MaxDirectConns),
 		zap.String("max_direct_conns_from", cfg.maxDirectConnsFrom),
+		zap.Int32("max_heavy_conns", cfg.MaxHeavyConns),
+		zap.Duration("heavy_timeout", cfg.HeavyTimeout),
 		zap.Stringer("tx_route", cfg.TxRoute),
 		zap.String("exec_mode", p.pooled.pool.Config().ConnConfig.DefaultQueryExecMode.String()),
 	)
@@ -103,10 +116,11 @@ func (p *Pool) open() error {
 	return nil
 }
 
-// allow checks a statement bound for route r: the pooled route refuses
-// one that needs a session (route.go says why).
+// allow checks a statement bound for route r: the pooled route and the
+// heavy lane, which shares its URL, refuse one that needs a session
+// (route.go says why).
 func (p *Pool) allow(r *route, sql string) error {
-	if r.name != Pooled {
+	if r.name == Direct {
 		return nil
 	}
 	if err := routeQuery(sql); err != nil {
@@ -299,5 +313,7 @@ func (p *Pool) Close() {
 		p.direct.stopYield()
 		p.direct.pool.Close()
 	}
+	p.heavy.stopYield()
+	p.heavy.pool.Close()
 	p.bg.Wait()
 }

@@ -26,6 +26,10 @@ const (
 	Pooled Route = iota + 1
 	// Direct goes to DirectURL, where sessions keep their state.
 	Direct
+	// Heavy is the lane for long queries (Pool.Heavy): PooledURL (or
+	// DirectURL without a pooler) through a pool of its own, capped at
+	// MaxHeavyConns, each transaction limited by HeavyTimeout.
+	Heavy
 )
 
 func (r Route) String() string {
@@ -34,6 +38,8 @@ func (r Route) String() string {
 		return "pooled"
 	case Direct:
 		return "direct"
+	case Heavy:
+		return "heavy"
 	}
 	return fmt.Sprintf("Route(%d)", int(r))
 }
@@ -113,7 +119,7 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	if err != nil {
 		return nil, fmt.Errorf("pool: %s: %s", field, scrubParseError(err, d.url))
 	}
-	if name == Pooled {
+	if name != Direct {
 		if err := lexerSafe(pc.ConnConfig.RuntimeParams); err != nil {
 			return nil, fmt.Errorf("pool: %s: %w", field, err)
 		}
@@ -125,6 +131,9 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	pc.MaxConnLifetimeJitter = p.cfg.MaxConnLifetime / 10
 	pc.HealthCheckPeriod = p.cfg.HealthCheckPeriod
 	pc.ConnConfig.RuntimeParams["application_name"] = p.cfg.AppName
+	if name == Heavy {
+		pc.ConnConfig.RuntimeParams["application_name"] = heavyAppName(p.cfg.AppName)
+	}
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		// Neither connect_timeout in the URL nor PGCONNECT_TIMEOUT.
 		// pgxpool keeps connecting after the caller has gone, for up to
@@ -133,7 +142,7 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		// that long after it recovered.
 		pc.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
-	if name == Pooled {
+	if name != Direct {
 		switch {
 		case p.cfg.ExecMode != 0:
 			pc.ConnConfig.DefaultQueryExecMode = p.cfg.ExecMode
@@ -151,6 +160,9 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 			hookName := "ConfigurePooled"
 			if name == Direct {
 				hookName = "ConfigureDirect"
+			}
+			if name == Heavy {
+				hookName = "ConfigurePooled (heavy lane)"
 			}
 			return nil, fmt.Errorf("pool: %s: %w", hookName, err)
 		}
@@ -178,6 +190,9 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		capName := "MaxConns"
 		if name == Direct {
 			capName = "MaxDirectConns"
+		}
+		if name == Heavy {
+			capName = "MaxHeavyConns"
 		}
 		r.slots = newServerConns(name, capName, max, p.closing)
 		r.slots.reclaim = r.reclaimIdle

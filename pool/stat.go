@@ -4,6 +4,8 @@ package pool
 type Stat struct {
 	Pooled RouteStat
 	Direct RouteStat
+	// Heavy is the heavy lane (Pool.Heavy).
+	Heavy RouteStat
 	// Refused counts session statements refused on the pooled route.
 	Refused int64
 	// Listener describes the listener; zero until Listener is first used.
@@ -36,6 +38,7 @@ func (p *Pool) Stat() Stat {
 	s := Stat{
 		Pooled:  p.pooled.stat(),
 		Direct:  p.direct.stat(), // zero when the direct route is off
+		Heavy:   p.heavy.stat(),
 		Refused: p.refused.Load(),
 	}
 	p.mu.Lock()
