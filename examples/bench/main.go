@@ -40,6 +40,8 @@ type sizes struct {
 	stormQueries, stormRounds   int
 	notifications, listenRounds int
 	polls                       int
+	heavyRounds                 int
+	heavyFor, heavySleep        time.Duration
 }
 
 // step is one group of rows in the table.
@@ -49,20 +51,20 @@ type step struct {
 }
 
 var steps = []step{
-	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll},
+	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small loads (a smoke test, not numbers to quote)")
-	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, storms, listener, monitor); default all")
+	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, storms, listener, monitor, heavy); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 9, notifications: 5000, listenRounds: 5, polls: 200}
+	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 9, notifications: 5000, listenRounds: 5, polls: 200, heavyRounds: 5, heavyFor: 3 * time.Second, heavySleep: 2 * time.Second}
 	if *quick {
-		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20}
+		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20, heavyRounds: 1, heavyFor: 500 * time.Millisecond, heavySleep: 200 * time.Millisecond}
 	}
 	want := map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {
@@ -72,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for name := range want {
 		if !slices.ContainsFunc(steps, func(s step) bool { return s.name == name }) {
-			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected queryrow, modes, storms, listener or monitor\n", name)
+			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected queryrow, modes, storms, listener, monitor or heavy\n", name)
 			return 2
 		}
 	}
@@ -376,5 +378,38 @@ func monitorPoll(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer,
 		pings = append(pings, float64(time.Since(start).Microseconds()))
 	}
 	fmt.Fprintf(out, "| monitor poll (one query, one connection) vs `select 1` | %.0f µs | %.0f µs | %.1f× |\n", median(polls), median(pings), median(polls)/median(pings))
+	return nil
+}
+
+// heavyLane measures 40 goroutines of short pooled queries, run for a few
+// seconds, beside 100 concurrent pg_sleep queries on the heavy lane
+// (MaxHeavyConns 1), and beside the same heavy queries sent to the pooled
+// route, each against the same short load with no heavy queries; rounds
+// alternate the order of the three.
+func heavyLane(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
+	progress("heavy lane: %d rounds of %v of 40 short-query goroutines beside 100 heavy queries of %v", sz.heavyRounds, sz.heavyFor, sz.heavySleep)
+	sp, err := pool.New(ctx, pool.Config{AppName: "bench_heavy", DirectURL: bed.DirectURL, PooledURL: bed.PooledURL})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	ons := []bench.HeavyOn{bench.NoHeavy, bench.HeavyLane, bench.HeavyPooled}
+	var p99 [3][]float64
+	for r := 0; r < sz.heavyRounds; r++ {
+		for k := range ons {
+			i := (k + r) % len(ons) // no variant always goes first
+			l, err := bench.RunHeavyLoad(ctx, sp, bench.HeavyLoad{Short: 40, Heavy: 100, Sleep: sz.heavySleep, For: sz.heavyFor, On: ons[i]})
+			if err != nil {
+				return err
+			}
+			if l.Errors > 0 {
+				return fmt.Errorf("heavy lane: %d short queries failed", l.Errors)
+			}
+			p99[i] = append(p99[i], float64(l.P99.Microseconds()))
+		}
+	}
+	base := median(p99[0])
+	fmt.Fprintf(out, "| short pooled p99 beside 100 heavy on Heavy() vs no heavy | %.0f µs | %.0f µs | %.2f× |\n", median(p99[1]), base, median(p99[1])/base)
+	fmt.Fprintf(out, "| short pooled p99 beside 100 heavy on the pooled route vs no heavy | %.0f µs | %.0f µs | %.2f× |\n", median(p99[2]), base, median(p99[2])/base)
 	return nil
 }
