@@ -47,7 +47,10 @@ type Use struct {
 	// Pooled is the minimum pooled connections per instance counted in
 	// Total: max(1, Min).
 	Pooled int
-	// Total is Instances × (Direct + Pooled).
+	// Heavy is the heavy-lane connections per instance counted in
+	// Total (App.Heavy).
+	Heavy int
+	// Total is Instances × (Direct + Pooled + Heavy).
 	Total int
 }
 
@@ -98,7 +101,11 @@ func (u Use) String() string {
 		noun = "instance"
 	}
 	var per string
+	if u.Heavy > 0 {
+		per = fmt.Sprintf("(%d direct + %d pooled + %d heavy)", u.Direct, u.Pooled, u.Heavy)
+	}
 	switch {
+	case per != "":
 	case u.Direct > 0 && u.Pooled > 0:
 		per = fmt.Sprintf("(%d direct + %d pooled)", u.Direct, u.Pooled)
 	case u.Direct > 0:
@@ -127,8 +134,9 @@ func infeasible(s Spec, r Resource, need int64) *InfeasibleError {
 		}
 		if r == ResourcePoolerClients || s.Pooler == nil {
 			u.Pooled = max(1, a.Min)
+			u.Heavy = a.Heavy
 		}
-		u.Total = u.Instances * (u.Direct + u.Pooled)
+		u.Total = u.Instances * (u.Direct + u.Pooled + u.Heavy)
 		if u.Total > 0 {
 			e.Uses = append(e.Uses, u)
 		}

@@ -180,7 +180,7 @@ func decodeApp(v any, i int, a *App) error {
 		return fmt.Errorf("apps[%d]: name: want a string, got %s", i, describe(name))
 	}
 	prefix := appLabel(i, a.Name) + ": "
-	if err := knownFields(m, prefix, "name", "instances", "weight", "min", "max", "direct"); err != nil {
+	if err := knownFields(m, prefix, "name", "instances", "weight", "min", "max", "direct", "heavy"); err != nil {
 		return err
 	}
 	for _, f := range []struct {
@@ -192,6 +192,7 @@ func decodeApp(v any, i int, a *App) error {
 		{"min", &a.Min},
 		{"max", &a.Max},
 		{"direct", &a.Direct},
+		{"heavy", &a.Heavy},
 	} {
 		if *f.dst, err = intField(m, prefix, f.name); err != nil {
 			return err

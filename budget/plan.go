@@ -10,6 +10,8 @@ type Alloc struct {
 	MaxConns int32
 	// MaxDirectConns caps the connections that bypass the pooler.
 	MaxDirectConns int32
+	// MaxHeavyConns caps the heavy lane's connections (App.Heavy).
+	MaxHeavyConns int32
 }
 
 // AppShare is one app's line in an [Allocation]: its per-instance caps and
@@ -25,7 +27,7 @@ type AppShare struct {
 	// PoolerClients is the pooler client slots all instances may hold; 0
 	// without a pooler.
 	PoolerClients int
-	// Conns is Instances × (MaxConns + MaxDirectConns): the most client
+	// Conns is Instances × (MaxConns + MaxDirectConns + MaxHeavyConns): the most client
 	// connections the app may open, which live usage is compared against.
 	Conns int
 }
@@ -69,7 +71,7 @@ func Plan(s Spec) (*Allocation, error) {
 	if s.Pooler != nil {
 		fixed += int64(s.Pooler.ServerConns)
 	}
-	var minPooled int64
+	var minPooled, heavy int64
 	for i, a := range s.Apps {
 		inst[i] = int64(a.Instances)
 		lo[i] = int64(max(1, a.Min))
@@ -80,6 +82,13 @@ func Plan(s Spec) (*Allocation, error) {
 		weight[i] = int64(max(1, a.Weight))
 		fixed += int64(a.Direct) * inst[i]
 		minPooled += lo[i] * inst[i]
+		heavy += int64(a.Heavy) * inst[i]
+	}
+	// Heavy lanes are granted as asked, where pooled connections go.
+	if s.Pooler == nil {
+		fixed += heavy
+	} else {
+		minPooled += heavy
 	}
 
 	var room int64 // what pooled connections may use beyond their minimums
@@ -119,7 +128,7 @@ func Plan(s Spec) (*Allocation, error) {
 		a.serverConns += s.Pooler.ServerConns
 	}
 	for i, app := range s.Apps {
-		a.allocs[i] = Alloc{MaxConns: int32(pooled[i]), MaxDirectConns: int32(app.Direct)}
+		a.allocs[i] = Alloc{MaxConns: int32(pooled[i]), MaxDirectConns: int32(app.Direct), MaxHeavyConns: int32(app.Heavy)}
 		a.index[app.Name] = i
 		sh := a.share(i)
 		a.serverConns += sh.ServerConns
@@ -229,12 +238,12 @@ func (a *Allocation) share(i int) AppShare {
 		Instances:   app.Instances,
 		Alloc:       al,
 		ServerConns: app.Instances * int(al.MaxDirectConns),
-		Conns:       app.Instances * int(al.MaxConns+al.MaxDirectConns),
+		Conns:       app.Instances * int(al.MaxConns+al.MaxDirectConns+al.MaxHeavyConns),
 	}
 	if a.spec.Pooler == nil {
-		sh.ServerConns += app.Instances * int(al.MaxConns)
+		sh.ServerConns += app.Instances * int(al.MaxConns+al.MaxHeavyConns)
 	} else {
-		sh.PoolerClients = app.Instances * int(al.MaxConns)
+		sh.PoolerClients = app.Instances * int(al.MaxConns+al.MaxHeavyConns)
 	}
 	return sh
 }

@@ -65,6 +65,13 @@ type App struct {
 	// migration (an app that listens wants 2: the listener holds one for
 	// good). Write direct: 0 for none. In Go the field is taken as is.
 	Direct int `json:"direct"`
+	// Heavy is how many connections per instance the app's heavy lane
+	// (pool's Heavy) may hold. They go where pooled connections go (the
+	// pooler, or the server without one) and are granted as is, not
+	// shared. Default 0, in a file and in Go: the plan counts none, and a
+	// pool configured from it turns its heavy lane off (NoHeavy), so an
+	// app opts in by writing heavy: 1 or more.
+	Heavy int `json:"heavy,omitempty"`
 }
 
 // defaultDirect is the direct connections per instance of an app whose spec
@@ -114,6 +121,7 @@ func (s Spec) Validate() error {
 		checkCount(add, prefix, "min", a.Min, 0)
 		checkCount(add, prefix, "max", a.Max, 0)
 		checkCount(add, prefix, "direct", a.Direct, 0)
+		checkCount(add, prefix, "heavy", a.Heavy, 0)
 		if a.Max > 0 && a.Min > a.Max {
 			add("%smin %d is above max %d", prefix, a.Min, a.Max)
 		}

@@ -39,6 +39,7 @@ func applyBudget(c *Config, path string) error {
 	}
 	c.MaxConns, c.MaxDirectConns = alloc.MaxConns, alloc.MaxDirectConns
 	c.NoDirect = alloc.MaxDirectConns == 0
+	c.MaxHeavyConns, c.NoHeavy = alloc.MaxHeavyConns, alloc.MaxHeavyConns == 0
 	c.maxConnsFrom, c.maxDirectConnsFrom = EnvBudget, EnvBudget
 	return nil
 }

@@ -107,6 +107,11 @@ type Config struct {
 	// Default 60s; negative means no limit.
 	HeavyTimeout time.Duration
 
+	// NoHeavy turns the heavy lane off, for an app whose budget gives it
+	// no heavy connections: Heavy's calls then fail with ErrNoHeavyLane.
+	// A SUPAPOOL_BUDGET plan with heavy: 0 (or none) for the app sets it.
+	NoHeavy bool
+
 	// NoDirect turns the direct route off, for an app whose budget gives
 	// it no direct connections: Begin then goes to the pooled route, and
 	// Acquire(ctx, Direct), the Listener and DirectDB fail with
@@ -522,6 +527,7 @@ func (c Config) fields() []cfgField {
 		{"MaxDirectConns", "max_direct_conns", c.MaxDirectConns},
 		{"MaxHeavyConns", "max_heavy_conns", c.MaxHeavyConns},
 		{"HeavyTimeout", "heavy_timeout", c.HeavyTimeout},
+		{"NoHeavy", "no_heavy", c.NoHeavy},
 		{"NoDirect", "no_direct", c.NoDirect},
 		{"TxRoute", "tx_route", orDefault{c.TxRoute, int(c.TxRoute), c.TxRoute == 0}},
 		{"ExecMode", "exec_mode", orDefault{c.ExecMode, int(c.ExecMode), c.ExecMode == 0}},

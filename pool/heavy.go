@@ -25,6 +25,10 @@ import (
 // APP/heavy, which the monitor folds back into APP.
 func (p *Pool) Heavy() *Lane { return p.heavyLane }
 
+// ErrNoHeavyLane is returned by the heavy lane's calls when NoHeavy is
+// set (by a budget plan that gives the app no heavy connections).
+var ErrNoHeavyLane = errors.New("pool: the heavy lane is off (NoHeavy, or heavy: 0 for this app in the SUPAPOOL_BUDGET plan); give the app heavy: 1 or more in the budget, or use the pooled route")
+
 // heavyAppName is the application_name of the heavy lane's connections.
 func heavyAppName(app string) string {
 	return appname.Name{App: app, Lane: appname.LaneHeavy}.String()

@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,34 @@ func TestHeavyBeginSQL(t *testing.T) {
 		{pgx.TxOptions{BeginQuery: "begin read only"}, time.Second, "begin read only; set local statement_timeout = 1000"},
 	} {
 		assert.Equal(t, c.want, heavyBeginSQL(c.opts, c.timeout))
+	}
+}
+
+// A budget plan sets the heavy lane's cap, and turns the lane off for an
+// app it gives none.
+func TestHeavyFromBudget(t *testing.T) {
+	path := t.TempDir() + "/budget.yaml"
+	require.NoError(t, os.WriteFile(path, []byte("limit: 60\napps:\n  - {name: reports, instances: 2, heavy: 3}\n  - {name: web, instances: 2}\n"), 0o600))
+	for app, want := range map[string]int32{"reports": 3, "web": 0} {
+		c, err := ConfigFromLookup(lookupFrom(map[string]string{
+			EnvDirectURL: "postgres://postgres:" + secret + "@127.0.0.1:1/postgres",
+			EnvAppName:   app,
+			EnvBudget:    path,
+		}))
+		require.NoError(t, err)
+		assert.Equal(t, want, c.MaxHeavyConns, app)
+		assert.Equal(t, want == 0, c.NoHeavy, app)
+		p, err := New(context.Background(), c)
+		require.NoError(t, err)
+		_, err = p.Heavy().Exec(context.Background(), "select 1")
+		if want == 0 {
+			require.ErrorIs(t, err, ErrNoHeavyLane)
+			assert.Zero(t, p.Stat().Heavy)
+		} else {
+			require.Error(t, err) // nothing listens on port 1
+			assert.NotErrorIs(t, err, ErrNoHeavyLane)
+			assert.EqualValues(t, want, p.Stat().Heavy.MaxConns)
+		}
+		p.Close()
 	}
 }

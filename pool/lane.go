@@ -25,10 +25,21 @@ type Lane struct {
 // check is the one entry check of a Lane call: the Pool is open and the
 // statement is one the lane takes.
 func (l *Lane) check(sql string) error {
-	if err := l.p.open(); err != nil {
+	if err := l.open(); err != nil {
 		return err
 	}
 	return l.p.allow(l.r, sql)
+}
+
+// open fails once the Pool is closed, or when the lane is off.
+func (l *Lane) open() error {
+	if err := l.p.open(); err != nil {
+		return err
+	}
+	if l.r == nil {
+		return ErrNoHeavyLane
+	}
+	return nil
 }
 
 // begin starts a transaction on c with the lane's limits.
@@ -106,7 +117,7 @@ func (l *Lane) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // checked as Exec checks one. A batch that begins a transaction itself
 // (pgx.Batch.BeginTx) is refused: use Begin.
 func (l *Lane) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if err := l.p.open(); err != nil {
+	if err := l.open(); err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
 	if pgx.FailedBatchResults(b, nil).Tx() != nil {
@@ -133,7 +144,7 @@ func (l *Lane) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 // CopyFrom runs COPY FROM on the lane. It is not run again when the
 // server refuses it, because src has been read.
 func (l *Lane) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	if err := l.p.open(); err != nil {
+	if err := l.open(); err != nil {
 		return 0, err
 	}
 	var n int64
@@ -156,7 +167,7 @@ func (l *Lane) Begin(ctx context.Context) (pgx.Tx, error) {
 // Commit or Rollback, and refuses session statements as the pooled route
 // does.
 func (l *Lane) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	if err := l.p.open(); err != nil {
+	if err := l.open(); err != nil {
 		return nil, err
 	}
 	var t pgx.Tx

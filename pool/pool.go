@@ -83,12 +83,14 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 			return nil, err
 		}
 	}
-	if p.heavy, err = p.newRoute(ctx, Heavy, pooledName, pooledDSN, cfg.MaxHeavyConns, hook); err != nil {
-		p.pooled.pool.Close()
-		if p.direct != nil {
-			p.direct.pool.Close()
+	if !cfg.NoHeavy {
+		if p.heavy, err = p.newRoute(ctx, Heavy, pooledName, pooledDSN, cfg.MaxHeavyConns, hook); err != nil {
+			p.pooled.pool.Close()
+			if p.direct != nil {
+				p.direct.pool.Close()
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	p.heavyLane = p.newHeavyLane(p.heavy)
 	p.log.Info("supapool: pool ready",
@@ -313,7 +315,9 @@ func (p *Pool) Close() {
 		p.direct.stopYield()
 		p.direct.pool.Close()
 	}
-	p.heavy.stopYield()
-	p.heavy.pool.Close()
+	if p.heavy != nil {
+		p.heavy.stopYield()
+		p.heavy.pool.Close()
+	}
 	p.bg.Wait()
 }
