@@ -233,3 +233,19 @@ func TestHeavyLaneSessionAndName(t *testing.T) {
 	bb.Queue("select 1")
 	require.ErrorContains(t, h.SendBatch(ctx, bb).Close(), "heavy lane")
 }
+
+// A named prepared statement in a heavy transaction is refused as in a
+// pooled one: through a transaction pooler it would outlive the
+// transaction on a server connection other clients use.
+func TestHeavyLaneRefusesNamedPrepare(t *testing.T) {
+	bed := testbed.Start(t)
+	ctx := testCtx(t)
+	p := newPool(t, bed, nil)
+	tx, err := p.Heavy().Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Prepare(ctx, "stmt1", "select 1")
+	require.ErrorIs(t, err, pool.ErrSessionStatement)
+	_, err = tx.Prepare(ctx, "", "select 1")
+	require.NoError(t, err)
+}

@@ -60,6 +60,9 @@ func ParseRoute(s string) (Route, error) {
 //	Query, QueryRow, Exec, SendBatch, CopyFrom  -> Pooled, unless the SQL
 //	                                              needs a session: refused
 //	Begin, BeginTx                               -> Config.TxRoute (Direct)
+//	Heavy().Query, ... Begin                     -> Heavy: PooledURL's address
+//	                                              through its own capped pool,
+//	                                              refused like Pooled
 //	Acquire(ctx, route)                          -> the route asked for
 //	Listener                                     -> Direct
 //	DirectDB                                     -> Direct

@@ -104,7 +104,7 @@ func (t *guardedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResult
 // server connection after the transaction, where the next client that
 // prepares the same name fails with 42P05.
 func (t *guardedTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
-	if t.g.r.name == Pooled && name != "" {
+	if t.g.r.name != Direct && name != "" {
 		t.g.p.refused.Add(1)
 		return nil, &SessionStatementError{Statement: "a named prepared statement", Hint: "prepare it with an empty name (the unnamed statement), or use Acquire(ctx, pool.Direct)"}
 	}
