@@ -34,6 +34,10 @@
 // Prepare) refuses what the pooled route refuses. Acquire(ctx, route) hands
 // out a connection of either route for session work, and DirectDB gives
 // database/sql for migration tools, through the direct route's cap and gate.
+// [Pool.Heavy] is a lane for long queries beside them: the pooled route's
+// URL through a pool of its own (MaxHeavyConns, default 1), each
+// transaction under HeavyTimeout (default 60s), refusing what the pooled
+// route refuses.
 // route.go is the one place that decides where a call goes; classify.go is
 // the SQL scanner behind the refusals.
 //

@@ -134,7 +134,7 @@ func isTLSRefused(err error) bool {
 // fix. It never repeats the URL.
 func connectHint(r Route, err error, pgErr *pgconn.PgError, mode PoolerMode) string {
 	env := EnvDirectURL
-	if r == Pooled && mode != NoPooler {
+	if (r == Pooled || r == Heavy) && mode != NoPooler {
 		env = EnvPooledURL
 	}
 	switch {

@@ -68,7 +68,7 @@ func (e *checkError) Unwrap() error { return e.err }
 
 // env is the variable that holds the route's URL.
 func (r *route) env() string {
-	if r.name == Pooled && r.mode != NoPooler {
+	if (r.name == Pooled || r.name == Heavy) && r.mode != NoPooler {
 		return EnvPooledURL
 	}
 	return EnvDirectURL

@@ -6,7 +6,8 @@ type Stat struct {
 	Direct RouteStat
 	// Heavy is the heavy lane (Pool.Heavy).
 	Heavy RouteStat
-	// Refused counts session statements refused on the pooled route.
+	// Refused counts session statements refused on the pooled route and
+	// the heavy lane.
 	Refused int64
 	// Listener describes the listener; zero until Listener is first used.
 	Listener ListenerStat

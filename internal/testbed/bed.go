@@ -87,6 +87,7 @@ type Bed struct {
 	mu       sync.Mutex
 	pg       *server
 	bouncers []*server // transaction first, then session
+	replicas int       // replicas started (replica.go), for their directory names
 	closed   bool
 }
 
