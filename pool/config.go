@@ -33,6 +33,11 @@ const (
 	EnvMaxHeavyConns = "DATABASE_MAX_HEAVY_CONNS"
 	// EnvHeavyTimeout sets Config.HeavyTimeout, as a Go duration (90s, 5m).
 	EnvHeavyTimeout = "DATABASE_HEAVY_TIMEOUT"
+	// EnvReplicaURL sets Config.ReplicaURLs: one or more URLs,
+	// comma-separated.
+	EnvReplicaURL = "DATABASE_REPLICA_URL"
+	// EnvMaxReplicaLag sets Config.MaxReplicaLag, as a Go duration.
+	EnvMaxReplicaLag = "DATABASE_MAX_REPLICA_LAG"
 	// EnvLogLevel sets the level of the JSON logger ConfigFromEnv gives
 	// Config.Logger: debug, info, warn, error or off (the default when
 	// unset: no logs unless a logger is passed, see WithLogger).
@@ -49,6 +54,7 @@ const (
 	defaultMaxDirectConns    int32 = 2
 	defaultMaxHeavyConns     int32 = 1
 	defaultHeavyTimeout            = 60 * time.Second
+	defaultMaxReplicaLag           = 5 * time.Second
 	defaultMaxConnIdleTime         = 30 * time.Second
 	defaultMaxConnLifetime         = 30 * time.Minute
 	defaultHealthCheckPeriod       = 15 * time.Second
@@ -106,6 +112,16 @@ type Config struct {
 	// a statement that runs longer fails with a *HeavyTimeoutError.
 	// Default 60s; negative means no limit.
 	HeavyTimeout time.Duration
+
+	// ReplicaURLs are read replicas (pooled or direct URLs) that
+	// Pool.Replica reads from, each through a pool of its own capped at
+	// MaxConns. Default none: Replica reads from the pooled route.
+	ReplicaURLs []string
+
+	// MaxReplicaLag is how far behind the primary a replica may be and
+	// still get reads; the lag is measured in the background about once
+	// a second. Default 5s.
+	MaxReplicaLag time.Duration
 
 	// NoHeavy turns the heavy lane off, for an app whose budget gives it
 	// no heavy connections: Heavy's calls then fail with ErrNoHeavyLane.
@@ -258,6 +274,21 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.HeavyTimeout = d
 	}
+	if v := get(EnvReplicaURL); v != "" {
+		for i, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				return Config{}, fmt.Errorf("pool: %s: URL %d of the comma-separated list is empty", EnvReplicaURL, i+1)
+			}
+			c.ReplicaURLs = append(c.ReplicaURLs, u)
+		}
+	}
+	if v := get(EnvMaxReplicaLag); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("pool: %s, expected a positive duration such as 5s", setTo(EnvMaxReplicaLag, v))
+		}
+		c.MaxReplicaLag = d
+	}
 	if v := get(EnvLogLevel); v != "" {
 		if c.Logger, err = levelLogger(v); err != nil {
 			return Config{}, err
@@ -333,6 +364,7 @@ type resolved struct {
 	Config
 	direct dsn
 	pooled dsn // url empty when there is no PooledURL
+	replicas []dsn
 }
 
 func (c Config) resolve() (resolved, error) {
@@ -362,6 +394,19 @@ func (c Config) resolve() (resolved, error) {
 		if d.dsn.searchPathFrom != "" && (d.dsn.mode == TransactionPooler || d.dsn.mode == SessionPooler) {
 			return r, searchPathError(d.field, d.dsn)
 		}
+	}
+	for i, u := range c.ReplicaURLs {
+		d, err := parseDSN(replicaField(i), u)
+		if err != nil {
+			return r, err
+		}
+		if d.searchPathFrom != "" && d.mode != NoPooler {
+			return r, searchPathError(replicaField(i), d)
+		}
+		r.replicas = append(r.replicas, d)
+	}
+	if r.MaxReplicaLag == 0 {
+		r.MaxReplicaLag = defaultMaxReplicaLag
 	}
 	if r.AppName == "" {
 		r.AppName = defaultAppName()
@@ -528,6 +573,8 @@ func (c Config) fields() []cfgField {
 		{"MaxHeavyConns", "max_heavy_conns", c.MaxHeavyConns},
 		{"HeavyTimeout", "heavy_timeout", c.HeavyTimeout},
 		{"NoHeavy", "no_heavy", c.NoHeavy},
+		{"ReplicaURLs", "replica_urls", redactList(c.ReplicaURLs)},
+		{"MaxReplicaLag", "max_replica_lag", c.MaxReplicaLag},
 		{"NoDirect", "no_direct", c.NoDirect},
 		{"TxRoute", "tx_route", orDefault{c.TxRoute, int(c.TxRoute), c.TxRoute == 0}},
 		{"ExecMode", "exec_mode", orDefault{c.ExecMode, int(c.ExecMode), c.ExecMode == 0}},

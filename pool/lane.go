@@ -11,13 +11,15 @@ import (
 )
 
 // Lane is a way to the database with its own cap, wait queue and limits,
-// used through Pool's query methods: the heavy lane (Pool.Heavy). It
-// satisfies sqlc's DBTX. Every call runs in a transaction of its own on
-// the lane, begun with the lane's limits; Begin gives a transaction with
-// the same limits. It is safe for concurrent use.
+// used through Pool's query methods: the heavy lane (Pool.Heavy) and the
+// read-replica lane (Pool.Replica). It satisfies sqlc's DBTX. On the heavy
+// lane every call runs in a transaction of its own, begun with the lane's
+// limits, and Begin gives a transaction with the same limits. It is safe
+// for concurrent use.
 type Lane struct {
 	p       *Pool
-	r       *route
+	r       *route // the heavy lane's route; nil on the replica lane
+	replica bool
 	timeout time.Duration     // statement_timeout per transaction; <= 0 none
 	wrap    func(error) error // names the lane's limit in its errors
 }
@@ -28,7 +30,16 @@ func (l *Lane) check(sql string) error {
 	if err := l.open(); err != nil {
 		return err
 	}
-	return l.p.allow(l.r, sql)
+	return l.p.allow(l.checkRoute(), sql)
+}
+
+// checkRoute is the route whose rules the lane's statements follow: the
+// replica lane's are the pooled route's.
+func (l *Lane) checkRoute() *route {
+	if l.r == nil {
+		return l.p.pooled
+	}
+	return l.r
 }
 
 // open fails once the Pool is closed, or when the lane is off.
@@ -36,7 +47,7 @@ func (l *Lane) open() error {
 	if err := l.p.open(); err != nil {
 		return err
 	}
-	if l.r == nil {
+	if l.r == nil && !l.replica {
 		return ErrNoHeavyLane
 	}
 	return nil
@@ -66,6 +77,9 @@ func (l *Lane) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	if err := l.check(sql); err != nil {
 		return pgconn.CommandTag{}, err
 	}
+	if l.replica {
+		return l.replicaExec(ctx, sql, args)
+	}
 	var tag pgconn.CommandTag
 	err := l.r.run(ctx, func(c *pgxpool.Conn) error {
 		return l.inTx(ctx, c, func(tx pgx.Tx) (err error) {
@@ -82,9 +96,23 @@ func (l *Lane) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 	if err := l.check(sql); err != nil {
 		return errRows{err}, err
 	}
-	rs := &laneRows{l: l, ctx: ctx}
-	c, err := l.r.borrow(ctx, func(c *pgxpool.Conn) error {
-		tx, err := l.begin(ctx, c, pgx.TxOptions{})
+	if l.replica {
+		return l.replicaQuery(ctx, sql, args)
+	}
+	rows, err := l.queryInTx(ctx, l.r, func(c *pgxpool.Conn) (pgx.Tx, error) { return l.begin(ctx, c, pgx.TxOptions{}) }, sql, args)
+	if err != nil {
+		return errRows{err}, err
+	}
+	return rows, nil
+}
+
+// queryInTx borrows a connection of r, begins a transaction on it with
+// begin and sends the query in it; the rows end the transaction and give
+// the connection back.
+func (l *Lane) queryInTx(ctx context.Context, r *route, begin func(*pgxpool.Conn) (pgx.Tx, error), sql string, args []any) (pgx.Rows, error) {
+	rs := &laneRows{l: l, r: r, ctx: ctx}
+	c, err := r.borrow(ctx, func(c *pgxpool.Conn) error {
+		tx, err := begin(c)
 		if err != nil {
 			return err
 		}
@@ -96,8 +124,7 @@ func (l *Lane) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 		return nil
 	})
 	if err != nil {
-		err = l.wrap(err)
-		return errRows{err}, err
+		return nil, l.wrap(err)
 	}
 	rs.c = c
 	return rs, nil
@@ -124,21 +151,39 @@ func (l *Lane) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		return pgx.FailedBatchResults(b, errors.New("pool: heavy lane: a batch that begins a transaction (pgx.Batch.BeginTx) is not taken, because every lane batch already runs in a transaction with the lane's limits; queue the statements in a plain batch, or use Heavy().Begin"))
 	}
 	for _, q := range b.QueuedQueries {
-		if err := l.p.allow(l.r, q.SQL); err != nil {
+		if err := l.p.allow(l.checkRoute(), q.SQL); err != nil {
 			return pgx.FailedBatchResults(b, err)
 		}
 	}
-	lb := &laneBatch{l: l, ctx: ctx}
-	c, err := l.r.borrow(ctx, func(c *pgxpool.Conn) (err error) {
-		lb.tx, err = l.begin(ctx, c, pgx.TxOptions{})
+	if l.replica {
+		return l.replicaBatch(ctx, b)
+	}
+	return l.batchInTx(ctx, l.r, func(c *pgxpool.Conn) (pgx.Tx, error) { return l.begin(ctx, c, pgx.TxOptions{}) }, b)
+}
+
+// batchInTx borrows a connection of r, begins a transaction with begin and
+// sends b in it; Close of the results ends it. It returns nil when no
+// connection could be had, with the error.
+func (l *Lane) batchInTx(ctx context.Context, r *route, begin func(*pgxpool.Conn) (pgx.Tx, error), b *pgx.Batch) pgx.BatchResults {
+	br, err := l.startBatch(ctx, r, begin, b)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return br
+}
+
+func (l *Lane) startBatch(ctx context.Context, r *route, begin func(*pgxpool.Conn) (pgx.Tx, error), b *pgx.Batch) (*laneBatch, error) {
+	lb := &laneBatch{l: l, r: r, ctx: ctx}
+	c, err := r.borrow(ctx, func(c *pgxpool.Conn) (err error) {
+		lb.tx, err = begin(c)
 		return err
 	})
 	if err != nil {
-		return pgx.FailedBatchResults(b, l.wrap(err))
+		return nil, l.wrap(err)
 	}
 	lb.c = c
 	lb.br = lb.tx.SendBatch(ctx, b)
-	return lb
+	return lb, nil
 }
 
 // CopyFrom runs COPY FROM on the lane. It is not run again when the
@@ -146,6 +191,9 @@ func (l *Lane) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 func (l *Lane) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
 	if err := l.open(); err != nil {
 		return 0, err
+	}
+	if l.replica {
+		return 0, ErrReplicaWrite
 	}
 	var n int64
 	err := l.r.runOnce(ctx, func(c *pgxpool.Conn) error {
@@ -169,6 +217,9 @@ func (l *Lane) Begin(ctx context.Context) (pgx.Tx, error) {
 func (l *Lane) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	if err := l.open(); err != nil {
 		return nil, err
+	}
+	if l.replica {
+		return l.replicaBegin(ctx, opts)
 	}
 	var t pgx.Tx
 	c, err := l.r.borrow(ctx, func(c *pgxpool.Conn) (err error) {

@@ -16,6 +16,7 @@ import (
 type laneRows struct {
 	pgx.Rows
 	l      *Lane
+	r      *route // where c goes back
 	ctx    context.Context
 	tx     pgx.Tx        // nil once ended
 	c      *pgxpool.Conn // nil once given back
@@ -48,7 +49,7 @@ func (rs *laneRows) giveBack() {
 	if rs.c != nil {
 		c := rs.c
 		rs.c = nil
-		rs.l.r.release(c)
+		rs.r.release(c)
 	}
 }
 
@@ -70,6 +71,9 @@ type laneRow struct {
 }
 
 func (lr laneRow) Scan(dest ...any) error {
+	if lr.l.replica {
+		return lr.l.replicaScan(lr.ctx, lr.sql, lr.args, dest)
+	}
 	err := lr.l.r.run(lr.ctx, func(c *pgxpool.Conn) error {
 		return lr.l.inTx(lr.ctx, c, func(tx pgx.Tx) error {
 			return tx.QueryRow(lr.ctx, lr.sql, lr.args...).Scan(dest...)
@@ -84,6 +88,7 @@ func (lr laneRow) Scan(dest ...any) error {
 type laneBatch struct {
 	br  pgx.BatchResults
 	l   *Lane
+	r   *route // where c goes back
 	ctx context.Context
 	tx  pgx.Tx        // nil once ended
 	c   *pgxpool.Conn // nil once given back
@@ -112,7 +117,7 @@ func (b *laneBatch) Close() error {
 		if b.c != nil {
 			c := b.c
 			b.c = nil
-			b.l.r.release(c)
+			b.r.release(c)
 		}
 	}()
 	err := b.br.Close()

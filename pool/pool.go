@@ -26,6 +26,9 @@ type Pool struct {
 
 	heavyLane *Lane
 
+	replicas    *replicas // replica.go
+	replicaLane *Lane
+
 	refused atomic.Int64
 
 	closing  chan struct{}  // closed by Close; routes watch it
@@ -93,6 +96,15 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		}
 	}
 	p.heavyLane = p.newHeavyLane(p.heavy)
+	if err := p.newReplicas(ctx); err != nil {
+		p.pooled.pool.Close()
+		if p.direct != nil {
+			p.direct.pool.Close()
+		}
+		p.closeRoutes()
+		return nil, err
+	}
+	p.replicaLane = &Lane{p: p, replica: true, wrap: replicaErr}
 	p.log.Info("supapool: pool ready",
 		zap.String("direct_url", Redact(cfg.direct.url)),
 		zap.String("pooled_url", Redact(cfg.pooled.url)),
@@ -315,9 +327,15 @@ func (p *Pool) Close() {
 		p.direct.stopYield()
 		p.direct.pool.Close()
 	}
+	p.closeRoutes()
+	p.bg.Wait()
+}
+
+// closeRoutes closes the heavy lane and the replicas.
+func (p *Pool) closeRoutes() {
 	if p.heavy != nil {
 		p.heavy.stopYield()
 		p.heavy.pool.Close()
 	}
-	p.bg.Wait()
+	p.replicas.close()
 }

@@ -30,6 +30,8 @@ const (
 	// DirectURL without a pooler) through a pool of its own, capped at
 	// MaxHeavyConns, each transaction limited by HeavyTimeout.
 	Heavy
+	// Replica is a read replica (Pool.Replica), one of ReplicaURLs.
+	Replica
 )
 
 func (r Route) String() string {
@@ -40,6 +42,8 @@ func (r Route) String() string {
 		return "direct"
 	case Heavy:
 		return "heavy"
+	case Replica:
+		return "replica"
 	}
 	return fmt.Sprintf("Route(%d)", int(r))
 }
@@ -137,6 +141,9 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	if name == Heavy {
 		pc.ConnConfig.RuntimeParams["application_name"] = heavyAppName(p.cfg.AppName)
 	}
+	if name == Replica {
+		pc.ConnConfig.RuntimeParams["application_name"] = replicaAppName(p.cfg.AppName)
+	}
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		// Neither connect_timeout in the URL nor PGCONNECT_TIMEOUT.
 		// pgxpool keeps connecting after the caller has gone, for up to
@@ -166,6 +173,9 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 			}
 			if name == Heavy {
 				hookName = "ConfigurePooled (heavy lane)"
+			}
+			if name == Replica {
+				hookName = "ConfigurePooled (replica)"
 			}
 			return nil, fmt.Errorf("pool: %s: %w", hookName, err)
 		}

@@ -6,6 +6,11 @@ type Stat struct {
 	Direct RouteStat
 	// Heavy is the heavy lane (Pool.Heavy).
 	Heavy RouteStat
+	// Replicas are the read replicas, in ReplicaURLs order.
+	Replicas []ReplicaStat
+	// ReplicaFallbacks counts Replica calls that went to the primary
+	// because no replica was usable.
+	ReplicaFallbacks int64
 	// Refused counts session statements refused on the pooled route and
 	// the heavy lane.
 	Refused int64
@@ -42,6 +47,7 @@ func (p *Pool) Stat() Stat {
 		Heavy:   p.heavy.stat(),
 		Refused: p.refused.Load(),
 	}
+	s.Replicas, s.ReplicaFallbacks = p.replicas.stat()
 	p.mu.Lock()
 	l := p.listener
 	p.mu.Unlock()
