@@ -362,8 +362,8 @@ func defaultAppName() string {
 // resolved is a validated Config with defaults applied and URLs cleaned.
 type resolved struct {
 	Config
-	direct dsn
-	pooled dsn // url empty when there is no PooledURL
+	direct   dsn
+	pooled   dsn // url empty when there is no PooledURL
 	replicas []dsn
 }
 

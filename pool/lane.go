@@ -61,7 +61,13 @@ func (l *Lane) begin(ctx context.Context, c *pgxpool.Conn, opts pgx.TxOptions) (
 // inTx runs f in a transaction of its own on c: committed when f
 // succeeds, rolled back when it fails.
 func (l *Lane) inTx(ctx context.Context, c *pgxpool.Conn, f func(pgx.Tx) error) error {
-	tx, err := l.begin(ctx, c, pgx.TxOptions{})
+	return inTx(ctx, c, func() (pgx.Tx, error) { return l.begin(ctx, c, pgx.TxOptions{}) }, f)
+}
+
+// inTx runs f in a transaction begun by begin: committed when f succeeds,
+// rolled back when it fails.
+func inTx(ctx context.Context, c *pgxpool.Conn, begin func() (pgx.Tx, error), f func(pgx.Tx) error) error {
+	tx, err := begin()
 	if err != nil {
 		return err
 	}

@@ -195,7 +195,6 @@ func (s *replicas) close() {
 	}
 }
 
-
 // redactList shows ReplicaURLs as Config's String does: each URL with its
 // password masked, comma-separated.
 func redactList(urls []string) string {

@@ -43,7 +43,7 @@ func (p *Pool) checkReplicas() {
 			}
 			lag, err := p.measureLag(rep)
 			if err != nil {
-				if p.isClosing() {
+				if p.pooled.isClosing() {
 					return
 				}
 				rep.markDown(p.log, err)
@@ -79,13 +79,4 @@ func (p *Pool) measureLag(rep *replica) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(secs * float64(time.Second)), nil
-}
-
-func (p *Pool) isClosing() bool {
-	select {
-	case <-p.closing:
-		return true
-	default:
-		return false
-	}
 }

@@ -91,15 +91,7 @@ func (l *Lane) replicaBegin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, er
 
 // inReadOnlyTx runs f in a read-only transaction of its own on c.
 func inReadOnlyTx(ctx context.Context, c *pgxpool.Conn, f func(pgx.Tx) error) error {
-	tx, err := c.BeginTx(ctx, readOnly)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		_ = tx.Rollback(ctx)
-		return err
-	}
-	return tx.Commit(ctx)
+	return inTx(ctx, c, func() (pgx.Tx, error) { return c.BeginTx(ctx, readOnly) }, f)
 }
 
 // replicaBatch sends b on a replica, or read-only on the primary; it
