@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -107,7 +108,7 @@ func replicaDown(err error) bool {
 // onReplica runs f on a usable replica, then on the next, and at last on
 // the primary's pooled route (primary true), until one does not fail for
 // the replica's sake.
-func (p *Pool) onReplica(ctx context.Context, f func(r *route, primary bool) error) error {
+func (p *Pool) onReplica(ctx context.Context, after LSN, f func(r *route, primary bool) error) error {
 	if s := p.replicas; s != nil && len(s.list) > 0 {
 		start := int(s.next.Add(1))
 		for i := range s.list {
@@ -115,7 +116,19 @@ func (p *Pool) onReplica(ctx context.Context, f func(r *route, primary bool) err
 			if !rep.usable.Load() {
 				continue
 			}
-			err := f(rep.r, false)
+			var err error
+			if after != "" {
+				err = waitReplayed(ctx, rep.r, after, s.maxLag)
+			}
+			if errors.Is(err, errBehind) {
+				if ctx.Err() != nil {
+					return fmt.Errorf("pool: replica lane: waiting for the replica to replay the write: %w", ctx.Err())
+				}
+				continue
+			}
+			if err == nil {
+				err = f(rep.r, false)
+			}
 			if !replicaDown(err) || ctx.Err() != nil {
 				return replicaErr(err)
 			}

@@ -14,7 +14,7 @@ import (
 
 func (l *Lane) replicaExec(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
 	var tag pgconn.CommandTag
-	err := l.p.onReplica(ctx, func(r *route, primary bool) error {
+	err := l.p.onReplica(ctx, l.after, func(r *route, primary bool) error {
 		return r.run(ctx, func(c *pgxpool.Conn) (err error) {
 			if primary {
 				return inReadOnlyTx(ctx, c, func(tx pgx.Tx) (err error) {
@@ -30,7 +30,7 @@ func (l *Lane) replicaExec(ctx context.Context, sql string, args []any) (pgconn.
 }
 
 func (l *Lane) replicaScan(ctx context.Context, sql string, args []any, dest []any) error {
-	return l.p.onReplica(ctx, func(r *route, primary bool) error {
+	return l.p.onReplica(ctx, l.after, func(r *route, primary bool) error {
 		return r.run(ctx, func(c *pgxpool.Conn) error {
 			if primary {
 				return inReadOnlyTx(ctx, c, func(tx pgx.Tx) error {
@@ -46,7 +46,7 @@ func (l *Lane) replicaScan(ctx context.Context, sql string, args []any, dest []a
 // that comes with the rows (rows.Err) is the caller's.
 func (l *Lane) replicaQuery(ctx context.Context, sql string, args []any) (pgx.Rows, error) {
 	var out pgx.Rows
-	err := l.p.onReplica(ctx, func(r *route, primary bool) error {
+	err := l.p.onReplica(ctx, l.after, func(r *route, primary bool) error {
 		if !primary {
 			rs := &poolRows{r: r, ctx: ctx, sql: sql, args: args}
 			if err := rs.start(); err != nil {
@@ -67,7 +67,7 @@ func (l *Lane) replicaQuery(ctx context.Context, sql string, args []any) (pgx.Ro
 
 func (l *Lane) replicaBegin(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	var out pgx.Tx
-	err := l.p.onReplica(ctx, func(r *route, primary bool) error {
+	err := l.p.onReplica(ctx, l.after, func(r *route, primary bool) error {
 		o := opts
 		if primary {
 			o.AccessMode = pgx.ReadOnly
@@ -98,7 +98,7 @@ func inReadOnlyTx(ctx context.Context, c *pgxpool.Conn, f func(pgx.Tx) error) er
 // fails over only when no connection could be had or BEGIN failed.
 func (l *Lane) replicaBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	var out *laneBatch
-	err := l.p.onReplica(ctx, func(r *route, _ bool) (err error) {
+	err := l.p.onReplica(ctx, l.after, func(r *route, _ bool) (err error) {
 		out, err = l.startBatch(ctx, r, func(c *pgxpool.Conn) (pgx.Tx, error) { return c.BeginTx(ctx, readOnly) }, b)
 		return err
 	})
