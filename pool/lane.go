@@ -20,7 +20,7 @@ type Lane struct {
 	p       *Pool
 	r       *route // the heavy lane's route; nil on the replica lane
 	replica bool
-	after   LSN // replica lane: read only where this is replayed (After)
+	after   LSN               // replica lane: read only where this is replayed (After)
 	timeout time.Duration     // statement_timeout per transaction; <= 0 none
 	wrap    func(error) error // names the lane's limit in its errors
 }
