@@ -89,7 +89,7 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		zap.Int32("max_direct_conns", cfg.MaxDirectConns),
 		zap.String("max_direct_conns_from", cfg.maxDirectConnsFrom),
 		zap.Stringer("tx_route", cfg.TxRoute),
-		zap.String("exec_mode", p.pooled.pool.Config().ConnConfig.DefaultQueryExecMode.String()),
+		zap.String("exec_mode", p.pooled.execModeLog()),
 	)
 	return p, nil
 }

@@ -102,6 +102,10 @@ type route struct {
 	// slots caps the route's sockets to the server, hijacked ones
 	// included (hijack.go); nil only in the test that shows why.
 	slots *serverConns
+
+	// exec is the pooled route's exec mode behind a transaction pooler
+	// (execmode.go); nil elsewhere.
+	exec *execModes
 }
 
 // defaultConnectTimeout bounds each connection attempt (TCP, TLS and
@@ -172,6 +176,11 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	// pooler's client slots.
 	if d.mode == NoPooler && p.cfg.YieldAfter > 0 {
 		r.yield.after = p.cfg.YieldAfter
+	}
+	if name == Pooled && d.mode == TransactionPooler {
+		userChose := p.cfg.ExecMode != 0 || hasParam(d.url, "default_query_exec_mode")
+		r.exec = newExecModes(pc, userChose, r.log)
+		r.exec.install(pc)
 	}
 	r.gens.install(pc)
 	if !slotsOff.Load() {
@@ -387,12 +396,16 @@ func (r *route) left() {
 // waits as a refused connect does.
 func (r *route) run(ctx context.Context, f func(*pgxpool.Conn) error) error {
 	var w refusals
-	stale := false
+	stale, fellBack := false, false
 	for {
 		err := r.runOnce(ctx, f)
 		if isStale(err) && !stale {
 			stale = true
 			r.gens.staleSeen()
+			continue
+		}
+		if !fellBack && r.exec.fallBack(err) {
+			fellBack = true // execmode.go: named statements stopped being safe
 			continue
 		}
 		if kind, pgErr, ok := refusedBeforeRun(err); ok {

@@ -49,7 +49,7 @@ func (rs *poolRows) Next() bool {
 	rs.Close()
 	err := rs.Rows.Err()
 	_, _, refused := refusedBeforeRun(err)
-	if !rs.gotRows && !rs.retried && (isStale(err) || refused) {
+	if !rs.gotRows && !rs.retried && (isStale(err) || refused || rs.r.exec.fallBack(err)) {
 		rs.retried = true
 		if isStale(err) {
 			rs.r.gens.staleSeen()
