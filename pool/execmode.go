@@ -171,7 +171,8 @@ func (m *execModes) probe(ctx context.Context, c *pgx.Conn) {
 			mode = pgx.QueryExecModeCacheStatement
 		}
 		m.reason.Store(&reason)
-		if pgx.QueryExecMode(m.mode.Swap(int32(mode))) != mode || !m.warned.Swap(true) {
+		changed := pgx.QueryExecMode(m.mode.Swap(int32(mode))) != mode
+		if first := !m.warned.Swap(true); changed || first {
 			m.log.Info("supapool: pooled exec mode chosen", zap.String("exec_mode", mode.String()), zap.String("reason", reason))
 		}
 		return

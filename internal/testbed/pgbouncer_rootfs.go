@@ -22,9 +22,10 @@ import (
 // transaction mode when max_prepared_statements is above 0.
 //
 // It runs from a root filesystem built by internal/rootfs, through that
-// filesystem's own dynamic loader and libraries, so that no chroot and no
-// copy of the (shared, read-only) tree is needed: its configuration, log
-// and auth file live in a directory of its own.
+// filesystem's own dynamic loader and libraries (hard-linked into a
+// directory of its own, beside its configuration, log and auth file), so
+// that neither chroot nor a mount namespace is needed and the shared tree
+// is never written to.
 type TrixieBouncer struct {
 	// URL reaches PostgreSQL through this PgBouncer as the app role; it
 	// carries the password, so never print it.
@@ -80,9 +81,21 @@ func (b *Bed) StartTrixieBouncer(ctx context.Context, maxPrepared int) (*TrixieB
 		tb.Close()
 		return nil, err
 	}
-	loader := filepath.Join(root, "lib64", "ld-linux-x86-64.so.2")
-	libs := filepath.Join(root, "usr", "lib", "x86_64-linux-gnu") + ":" + filepath.Join(root, "lib", "x86_64-linux-gnu")
-	bin := filepath.Join(root, "usr", "sbin", "pgbouncer")
+	// The cache may sit where the server user cannot reach (root's
+	// home): hard links (a copy across file systems) of the binary and
+	// its libraries in the bouncer's own directory can be reached, and
+	// writing beside them changes nothing in the shared tree.
+	libs := filepath.Join(dir, "lib")
+	bin := filepath.Join(dir, "pgbouncer")
+	for _, cp := range [][2]string{{filepath.Join(root, "usr", "lib", "x86_64-linux-gnu"), libs}, {filepath.Join(root, "usr", "sbin", "pgbouncer"), bin}} {
+		if out, err := exec.CommandContext(ctx, "cp", "-al", cp[0], cp[1]).CombinedOutput(); err != nil {
+			if out2, err2 := exec.CommandContext(ctx, "cp", "-a", cp[0], cp[1]).CombinedOutput(); err2 != nil {
+				tb.Close()
+				return nil, fmt.Errorf("testbed: trixie pgbouncer: copy %s: %v: %s%s", cp[0], err2, out, out2)
+			}
+		}
+	}
+	loader := filepath.Join(libs, "ld-linux-x86-64.so.2")
 	logPath := filepath.Join(dir, "pgbouncer.log")
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
