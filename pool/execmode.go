@@ -60,6 +60,7 @@ type execModes struct {
 	fallbacks atomic.Int64
 	warned    atomic.Bool
 	conns     sync.Map // *pgx.Conn -> pgx.QueryExecMode it was opened with (auto)
+	marker    atomic.Pointer[marker]
 }
 
 // newExecModes returns the pooled route's modes on a transaction pooler:
@@ -278,4 +279,34 @@ func (r *route) execModeLog() string {
 		return "detect (cache_describe until the first connection's probe)"
 	}
 	return r.exec.user.String() + " (set by the user)"
+}
+
+// text is the SQL a call on r sends. Behind a transaction pooler that
+// shares server-side statements by their text (PgBouncer 1.21+), a
+// statement prepared before a schema change stays on the pooler's server
+// connections, and every later preparation of the same text is mapped to
+// it and fails with 0A000 ("cached plan must not change result type")
+// until those connections are recycled. So once the route has seen a
+// schema change (stale.go), its SQL carries a comment naming the
+// generation: a new text, so a new server-side statement.
+func (r *route) text(sql string) string {
+	if r.exec == nil {
+		return sql
+	}
+	g := r.gens.current.Load()
+	if g == 0 {
+		return sql
+	}
+	m := r.exec.marker.Load()
+	if m == nil || m.gen != g {
+		m = &marker{gen: g, suffix: "\n/* supapool generation " + strconv.FormatInt(g, 10) + " */"}
+		r.exec.marker.Store(m)
+	}
+	return sql + m.suffix
+}
+
+// marker is the comment text adds in one generation.
+type marker struct {
+	gen    int64
+	suffix string
 }

@@ -126,7 +126,7 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	}
 	var tag pgconn.CommandTag
 	err := p.pooled.run(ctx, func(c *pgxpool.Conn) (err error) {
-		tag, err = c.Exec(ctx, sql, args...)
+		tag, err = c.Exec(ctx, p.pooled.text(sql), args...)
 		return err
 	})
 	return tag, err

@@ -189,6 +189,34 @@ func (t *TrixieBouncer) Admin(ctx context.Context, command string) error {
 	return nil
 }
 
+// AdminRows runs a SHOW command on PgBouncer's admin console and calls f
+// with each row, by column name.
+func (t *TrixieBouncer) AdminRows(ctx context.Context, command string, f func(row map[string]string)) error {
+	cfg, err := pgx.ParseConfig(t.adminURL)
+	if err != nil {
+		return fmt.Errorf("testbed: trixie pgbouncer admin: %w", err)
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("testbed: trixie pgbouncer admin: %w", err)
+	}
+	defer c.Close(context.Background())
+	res, err := c.PgConn().Exec(ctx, command).ReadAll()
+	if err != nil {
+		return fmt.Errorf("testbed: trixie pgbouncer admin %s: %w", command, err)
+	}
+	for _, r := range res {
+		for _, row := range r.Rows {
+			m := make(map[string]string, len(row))
+			for i, fd := range r.FieldDescriptions {
+				m[fd.Name] = string(row[i])
+			}
+			f(m)
+		}
+	}
+	return nil
+}
+
 // Close stops the PgBouncer and removes its directory.
 func (t *TrixieBouncer) Close() {
 	t.mu.Lock()
