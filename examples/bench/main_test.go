@@ -24,13 +24,14 @@ func TestQuickRun(t *testing.T) {
 		"storm, naive caps 4", "0.0% errors |",
 		"listener throughput", "listener latency p99",
 		"monitor poll",
+		"PgBouncer 1.24 (max_prepared_statements=200), 3-table catalog join with grouping, 10 goroutines: supapool (detected cache statement) vs pgx cache_describe by hand",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if n := strings.Count(out.String(), "\n"); n != 14 {
-		t.Errorf("want a header, a rule and 12 rows, got %d lines:\n%s", n, out.String())
+	if n := strings.Count(out.String(), "\n"); n != 26 {
+		t.Errorf("want a header, a rule and 24 rows, got %d lines:\n%s", n, out.String())
 	}
 }
 
