@@ -109,7 +109,15 @@ func (m *execModes) install(pc *pgxpool.Config) {
 			m.conns.Store(c, opened)
 		}
 		if !m.decided.Load() {
-			m.probe(ctx, c)
+			if err := m.probe(ctx, c); err != nil && c.IsClosed() {
+				// The pooler refused the connection at its first
+				// statement (a FATAL: server full, login retry):
+				// the connect fails, and acquire waits as for any
+				// refused connect. pgxpool closes it without
+				// BeforeClose.
+				m.forget(c)
+				return err
+			}
 		}
 		if afterConnect != nil {
 			return afterConnect(ctx, c)
@@ -148,15 +156,17 @@ func (m *execModes) forget(c *pgx.Conn) {
 // probe asks the pooler behind c whether it keeps client statement names
 // to itself, and sets the route's mode from the answer. A probe that fails
 // leaves the mode as it was (cache_describe at first) and is tried again
-// on the next connection.
-func (m *execModes) probe(ctx context.Context, c *pgx.Conn) {
+// on the next connection; its error is returned.
+func (m *execModes) probe(ctx context.Context, c *pgx.Conn) error {
 	seen, err := probeNames(ctx, c.PgConn())
 	if err != nil {
-		m.log.Warn("supapool: exec mode probe failed; keeping "+m.current().String()+" and probing again on the next connection", zap.Error(err))
-		return
+		if !c.IsClosed() {
+			m.log.Warn("supapool: exec mode probe failed; keeping "+m.current().String()+" and probing again on the next connection", zap.Error(err))
+		}
+		return err
 	}
 	if !m.decided.CompareAndSwap(false, true) {
-		return
+		return nil
 	}
 	safe := !seen
 	var reason string
@@ -176,12 +186,13 @@ func (m *execModes) probe(ctx context.Context, c *pgx.Conn) {
 		if first := !m.warned.Swap(true); changed || first {
 			m.log.Info("supapool: pooled exec mode chosen", zap.String("exec_mode", mode.String()), zap.String("reason", reason))
 		}
-		return
+		return nil
 	}
 	if !safe && (m.user == pgx.QueryExecModeCacheStatement || m.user == pgx.QueryExecModeDescribeExec) && !m.warned.Swap(true) {
 		m.log.Warn("supapool: the pooled route's exec mode "+m.user.String()+" was set by the user, but the pooler passes statement names through: expect 42P05/26000 errors; unset ExecMode (or default_query_exec_mode) to let supapool choose",
 			zap.String("reason", reason))
 	}
+	return nil
 }
 
 // probeNames reports whether the server behind c sees a statement under

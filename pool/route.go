@@ -177,11 +177,6 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	if d.mode == NoPooler && p.cfg.YieldAfter > 0 {
 		r.yield.after = p.cfg.YieldAfter
 	}
-	if name == Pooled && d.mode == TransactionPooler {
-		userChose := p.cfg.ExecMode != 0 || hasParam(d.url, "default_query_exec_mode")
-		r.exec = newExecModes(pc, userChose, r.log)
-		r.exec.install(pc)
-	}
 	r.gens.install(pc)
 	if !slotsOff.Load() {
 		capName := "MaxConns"
@@ -191,6 +186,13 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		r.slots = newServerConns(name, capName, max, p.closing)
 		r.slots.reclaim = r.reclaimIdle
 		r.slots.install(pc, r.gens.forget)
+	}
+	if name == Pooled && d.mode == TransactionPooler {
+		// Outermost, so a probe that fails the connect runs before the
+		// generations and slots note the connection.
+		userChose := p.cfg.ExecMode != 0 || hasParam(d.url, "default_query_exec_mode")
+		r.exec = newExecModes(pc, userChose, r.log)
+		r.exec.install(pc)
 	}
 	r.beforeClose = pc.BeforeClose
 	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
