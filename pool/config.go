@@ -147,10 +147,16 @@ type Config struct {
 	TxRoute Route
 
 	// ExecMode is how the pooled route sends queries. Default: on a
-	// transaction pooler pgx.QueryExecModeCacheDescribe, which cannot
-	// collide with other clients' prepared statements and was measured
-	// fastest of the safe modes (see README); otherwise pgx's default. A
-	// default_query_exec_mode in PooledURL is kept as the user's choice.
+	// transaction pooler, detected by a probe on the route's first
+	// connection (execmode.go): pgx.QueryExecModeCacheStatement where the
+	// pooler keeps each client's statement names to itself (PgBouncer
+	// 1.21+ with max_prepared_statements above 0), otherwise
+	// pgx.QueryExecModeCacheDescribe, which cannot collide with other
+	// clients' prepared statements; never describe_exec. Off a transaction
+	// pooler, pgx's default. A default_query_exec_mode in PooledURL is
+	// kept as the user's choice, as this field is; a choice of
+	// cache_statement or describe_exec is logged as a warning when the
+	// probe finds named statements unsafe.
 	ExecMode pgx.QueryExecMode
 
 	// AcquireTimeout bounds the wait for a connection when the caller's

@@ -116,7 +116,7 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		zap.Int32("max_heavy_conns", cfg.MaxHeavyConns),
 		zap.Duration("heavy_timeout", cfg.HeavyTimeout),
 		zap.Stringer("tx_route", cfg.TxRoute),
-		zap.String("exec_mode", p.pooled.pool.Config().ConnConfig.DefaultQueryExecMode.String()),
+		zap.String("exec_mode", p.pooled.execModeLog()),
 	)
 	return p, nil
 }
@@ -154,7 +154,7 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	}
 	var tag pgconn.CommandTag
 	err := p.pooled.run(ctx, func(c *pgxpool.Conn) (err error) {
-		tag, err = c.Exec(ctx, sql, args...)
+		tag, err = c.Exec(ctx, p.pooled.text(sql), args...)
 		return err
 	})
 	return tag, err

@@ -115,6 +115,10 @@ type route struct {
 	// slots caps the route's sockets to the server, hijacked ones
 	// included (hijack.go); nil only in the test that shows why.
 	slots *serverConns
+
+	// exec is the pooled route's exec mode behind a transaction pooler
+	// (execmode.go); nil elsewhere.
+	exec *execModes
 }
 
 // defaultConnectTimeout bounds each connection attempt (TCP, TLS and
@@ -210,6 +214,13 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		r.slots = newServerConns(name, capName, max, p.closing)
 		r.slots.reclaim = r.reclaimIdle
 		r.slots.install(pc, r.gens.forget)
+	}
+	if name == Pooled && d.mode == TransactionPooler {
+		// Outermost, so a probe that fails the connect runs before the
+		// generations and slots note the connection.
+		userChose := p.cfg.ExecMode != 0 || hasParam(d.url, "default_query_exec_mode")
+		r.exec = newExecModes(pc, userChose, r.log)
+		r.exec.install(pc)
 	}
 	r.beforeClose = pc.BeforeClose
 	if r.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
@@ -415,12 +426,16 @@ func (r *route) left() {
 // waits as a refused connect does.
 func (r *route) run(ctx context.Context, f func(*pgxpool.Conn) error) error {
 	var w refusals
-	stale := false
+	stale, fellBack := false, false
 	for {
 		err := r.runOnce(ctx, f)
 		if isStale(err) && !stale {
 			stale = true
 			r.gens.staleSeen()
+			continue
+		}
+		if !fellBack && r.exec.fallBack(err) {
+			fellBack = true // execmode.go: named statements stopped being safe
 			continue
 		}
 		if kind, pgErr, ok := refusedBeforeRun(err); ok {

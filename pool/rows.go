@@ -28,7 +28,7 @@ type poolRows struct {
 // start borrows a connection and sends the query on it.
 func (rs *poolRows) start() error {
 	c, err := rs.r.borrow(rs.ctx, func(c *pgxpool.Conn) (err error) {
-		rs.Rows, err = c.Query(rs.ctx, rs.sql, rs.args...)
+		rs.Rows, err = c.Query(rs.ctx, rs.r.text(rs.sql), rs.args...)
 		return err
 	})
 	if err != nil {
@@ -49,7 +49,7 @@ func (rs *poolRows) Next() bool {
 	rs.Close()
 	err := rs.Rows.Err()
 	_, _, refused := refusedBeforeRun(err)
-	if !rs.gotRows && !rs.retried && (isStale(err) || refused) {
+	if !rs.gotRows && !rs.retried && (isStale(err) || refused || rs.r.exec.fallBack(err)) {
 		rs.retried = true
 		if isStale(err) {
 			rs.r.gens.staleSeen()
@@ -87,7 +87,7 @@ type poolRow struct {
 
 func (pr *poolRow) Scan(dest ...any) error {
 	return pr.r.run(pr.ctx, func(c *pgxpool.Conn) error {
-		return c.QueryRow(pr.ctx, pr.sql, pr.args...).Scan(dest...)
+		return c.QueryRow(pr.ctx, pr.r.text(pr.sql), pr.args...).Scan(dest...)
 	})
 }
 

@@ -37,6 +37,9 @@ type RouteStat struct {
 	// made a cached description stale; each retires the route's older
 	// connections.
 	StaleRetries int64
+	// ExecMode is the pooled route's exec mode behind a transaction
+	// pooler: chosen by supapool's probe or by the user (execmode.go).
+	ExecMode ExecModeStat
 }
 
 // Stat returns a snapshot of the pool's state.
@@ -73,5 +76,6 @@ func (r *route) stat() RouteStat {
 		Retried:       r.retried.Load(),
 		ServerFull:    r.serverFull.Load(),
 		StaleRetries:  r.gens.retries.Load(),
+		ExecMode:      r.exec.stat(),
 	}
 }

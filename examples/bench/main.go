@@ -51,14 +51,14 @@ type step struct {
 }
 
 var steps = []step{
-	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane},
+	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small loads (a smoke test, not numbers to quote)")
-	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, storms, listener, monitor, heavy); default all")
+	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, execmode, storms, listener, monitor, heavy); default all")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

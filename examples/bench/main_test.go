@@ -25,13 +25,14 @@ func TestQuickRun(t *testing.T) {
 		"listener throughput", "listener latency p99",
 		"monitor poll",
 		"beside 100 heavy on Heavy()",
+		"PgBouncer 1.24 (max_prepared_statements=200), 3-table catalog join with grouping, 10 goroutines: supapool (detected cache statement) vs pgx cache_describe by hand",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if n := strings.Count(out.String(), "\n"); n != 16 {
-		t.Errorf("want a header, a rule and 14 rows, got %d lines:\n%s", n, out.String())
+	if n := strings.Count(out.String(), "\n"); n != 28 {
+		t.Errorf("want a header, a rule and 26 rows, got %d lines:\n%s", n, out.String())
 	}
 }
 

@@ -1,0 +1,98 @@
+package pool_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/supapool/supapool/internal/testbed"
+	"github.com/supapool/supapool/pool"
+)
+
+// TestExecModeSchemaChange adds a column behind "select *" while callers
+// run it through the capable pooler with its statement warm on every
+// server connection. PgBouncer shares server-side statements by text, so
+// without supapool's generation marker every later call fails with 0A000
+// ("cached plan must not change result type") until the pooler's server
+// connections are recycled; with it, no caller sees an error.
+func TestExecModeSchemaChange(t *testing.T) {
+	bed := testbed.NewT(t, testbed.Options{PoolSize: 4})
+	capable := testbed.TrixieBouncerT(t, bed, 200)
+	ctx := testCtx(t)
+	admin, err := pgx.Connect(ctx, bed.DirectURL)
+	require.NoError(t, err)
+	defer admin.Close(context.Background())
+	_, err = admin.Exec(ctx, `create table execmode_schema (a int); insert into execmode_schema values (1)`)
+	require.NoError(t, err)
+
+	p := newPool(t, bed, func(c *pool.Config) {
+		c.PooledURL = capable.URL
+		c.MaxConns = 16
+	})
+	const query = "select * from execmode_schema"
+	var calls, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	run := func(goroutines, rounds int) {
+		var wg sync.WaitGroup
+		for range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range rounds {
+					calls.Add(1)
+					rows, err := p.Query(ctx, query)
+					if err == nil {
+						for rows.Next() {
+						}
+						rows.Close()
+						err = rows.Err()
+					}
+					if err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, &err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// Warm: 16 client connections over 4 server connections, enough
+	// rounds that each server connection prepared the statement.
+	run(16, 50)
+	require.Equal(t, pgx.QueryExecModeCacheStatement, p.Stat().Pooled.ExecMode.Mode)
+	if e := firstErr.Load(); e != nil {
+		t.Fatalf("warming: %d calls failed; first: %v", failed.Load(), *e)
+	}
+	warm := serversPrepared(t, ctx, capable)
+	require.Equal(t, 4, warm, "the statement is prepared on every server connection")
+
+	_, err = admin.Exec(ctx, "alter table execmode_schema add column b int default 2")
+	require.NoError(t, err)
+	for range 3 {
+		run(16, 20)
+	}
+	if e := firstErr.Load(); e != nil {
+		t.Errorf("%d of %d calls failed; first: %v", failed.Load(), calls.Load(), *e)
+	}
+	var a, b int
+	require.NoError(t, p.QueryRow(ctx, query).Scan(&a, &b))
+	require.Equal(t, [2]int{1, 2}, [2]int{a, b})
+	t.Logf("%d calls, stale retries %d", calls.Load(), p.Stat().Pooled.StaleRetries)
+}
+
+// serversPrepared counts the trixie pooler's server connections that hold
+// at least one prepared statement (SHOW SERVERS, prepared_statements).
+func serversPrepared(t *testing.T, ctx context.Context, tb *testbed.TrixieBouncer) int {
+	t.Helper()
+	n := 0
+	require.NoError(t, tb.AdminRows(ctx, "SHOW SERVERS", func(row map[string]string) {
+		if v := row["prepared_statements"]; v != "" && v != "0" {
+			n++
+		}
+	}))
+	return n
+}

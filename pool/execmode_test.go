@@ -1,0 +1,215 @@
+package pool_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/supapool/supapool/internal/testbed"
+	"github.com/supapool/supapool/pool"
+)
+
+// catalogJoin is cheap to run and costly to plan: what named statements
+// speed up.
+const catalogJoin = `select c.relname, count(a.attname)
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+join pg_attribute a on a.attrelid = c.oid
+where n.nspname = 'pg_catalog' and c.relname = $1
+group by c.relname`
+
+// TestExecModeProbe asks each pooler and the server itself what it does
+// with statement names: only PgBouncer 1.24 with max_prepared_statements
+// above 0 renames them.
+func TestExecModeProbe(t *testing.T) {
+	bed := testbed.Start(t)
+	capable := testbed.TrixieBouncerT(t, bed, 200)
+	off := testbed.TrixieBouncerT(t, bed, 0)
+	for _, tc := range []struct {
+		name string
+		url  string
+		seen bool
+	}{
+		{"direct PostgreSQL", bed.DirectURL, true},
+		{"PgBouncer 1.18", bed.PooledURL, true},
+		{"PgBouncer 1.24 max_prepared_statements=0", off.URL, true},
+		{"PgBouncer 1.24 max_prepared_statements=200", capable.URL, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			c, err := pgconn.Connect(ctx, tc.url)
+			require.NoError(t, err)
+			defer c.Close(context.Background())
+			seen, err := pool.ProbeNames(ctx, c)
+			require.NoError(t, err)
+			require.Equal(t, tc.seen, seen)
+		})
+	}
+}
+
+// TestExecModeChosen runs the catalog join from many goroutines through
+// each pooler: the Pool picks cache_statement only on the capable one,
+// never describe_exec, says so in Stat and the log, and no call fails,
+// where pgx's own default fails on the other two.
+func TestExecModeChosen(t *testing.T) {
+	bed := testbed.Start(t)
+	capable := testbed.TrixieBouncerT(t, bed, 200)
+	off := testbed.TrixieBouncerT(t, bed, 0)
+	for _, tc := range []struct {
+		name string
+		url  string
+		want pgx.QueryExecMode
+	}{
+		{"PgBouncer 1.18", bed.PooledURL, pgx.QueryExecModeCacheDescribe},
+		{"PgBouncer 1.24 max_prepared_statements=0", off.URL, pgx.QueryExecModeCacheDescribe},
+		{"PgBouncer 1.24 max_prepared_statements=200", capable.URL, pgx.QueryExecModeCacheStatement},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.InfoLevel)
+			p := newPool(t, bed, func(c *pool.Config) {
+				c.PooledURL = tc.url
+				c.MaxConns = 8
+				c.Logger = zap.New(core)
+			})
+			ctx := testCtx(t)
+			require.NoError(t, execLoad(ctx, p, 16, 50))
+			st := p.Stat().Pooled.ExecMode
+			require.Equal(t, tc.want, st.Mode, st.Reason)
+			require.NotEqual(t, pgx.QueryExecModeDescribeExec, st.Mode)
+			require.True(t, st.Auto)
+			require.Contains(t, st.Reason, "probe")
+			chosen := logs.FilterMessage("supapool: pooled exec mode chosen").All()
+			require.Len(t, chosen, 1, "the decision is logged once")
+			require.Equal(t, tc.want.String(), chosen[0].ContextMap()["exec_mode"])
+			ready := logs.FilterMessage("supapool: pool ready").All()
+			require.Len(t, ready, 1)
+			require.Contains(t, ready[0].ContextMap()["exec_mode"], "detect")
+		})
+	}
+}
+
+// TestExecModeUserWins keeps a user's cache_statement on a pooler where
+// it is unsafe, and warns.
+func TestExecModeUserWins(t *testing.T) {
+	bed := testbed.Start(t)
+	core, logs := observer.New(zap.InfoLevel)
+	p := newPool(t, bed, func(c *pool.Config) {
+		c.ExecMode = pgx.QueryExecModeCacheStatement
+		c.Logger = zap.New(core)
+	})
+	var n int
+	require.NoError(t, p.QueryRow(testCtx(t), "select 1").Scan(&n))
+	st := p.Stat().Pooled.ExecMode
+	require.Equal(t, pgx.QueryExecModeCacheStatement, st.Mode)
+	require.False(t, st.Auto)
+	require.Len(t, logs.FilterMessageSnippet("was set by the user, but the pooler passes statement names through").All(), 1)
+}
+
+// TestExecModeFallback starts on the capable pooler, then turns its
+// named statement support off and reloads it under load: every call
+// succeeds, the route falls back to cache_describe and counts it.
+func TestExecModeFallback(t *testing.T) {
+	bed := testbed.Start(t)
+	capable := testbed.TrixieBouncerT(t, bed, 200)
+	p := newPool(t, bed, func(c *pool.Config) {
+		c.PooledURL = capable.URL
+		c.MaxConns = 8
+	})
+	ctx := testCtx(t)
+	require.NoError(t, execLoad(ctx, p, 16, 20))
+	require.Equal(t, pgx.QueryExecModeCacheStatement, p.Stat().Pooled.ExecMode.Mode)
+
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	var calls atomic.Int64
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := execLoad(ctx, p, 16, 5); err != nil {
+				errs <- err
+				return
+			}
+			calls.Add(16 * 5)
+		}
+	}()
+	require.NoError(t, capable.SetMaxPreparedStatements(ctx, 0))
+	// Keep going until the route fell back (the load's statements are
+	// cached on every client connection, so the next call of each fails
+	// with 26000 or 42P05 once the pooler passes names through), then a
+	// little longer.
+	for p.Stat().Pooled.ExecMode.Fallbacks == 0 {
+		select {
+		case err := <-errs:
+			t.Fatalf("a call failed: %v", err)
+		case <-ctx.Done():
+			t.Fatal("no fallback before the test's deadline")
+		default:
+		}
+		require.NoError(t, execLoad(ctx, p, 4, 5))
+	}
+	require.NoError(t, execLoad(ctx, p, 16, 20))
+	close(stop)
+	require.NoError(t, <-errs)
+	st := p.Stat().Pooled.ExecMode
+	require.Equal(t, pgx.QueryExecModeCacheDescribe, st.Mode, st.Reason)
+	require.Positive(t, st.Fallbacks)
+	t.Logf("%d calls during the reload, %d fallbacks", calls.Load(), st.Fallbacks)
+}
+
+// execLoad runs n goroutines, each making calls rounds of Exec, QueryRow and
+// Query with the catalog join, and returns the first error.
+func execLoad(ctx context.Context, p *pool.Pool, n, calls int) error {
+	var wg sync.WaitGroup
+	var first atomic.Pointer[error]
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				rel := []string{"pg_class", "pg_type", "pg_proc", "pg_attribute"}[(g+i)%4]
+				err := func() error {
+					var name string
+					var cols int64
+					if err := p.QueryRow(ctx, catalogJoin, rel).Scan(&name, &cols); err != nil {
+						return fmt.Errorf("QueryRow: %w", err)
+					}
+					if _, err := p.Exec(ctx, "select $1::int + 1", i); err != nil {
+						return fmt.Errorf("Exec: %w", err)
+					}
+					rows, err := p.Query(ctx, catalogJoin, rel)
+					if err != nil {
+						return fmt.Errorf("Query: %w", err)
+					}
+					for rows.Next() {
+					}
+					rows.Close()
+					if err := rows.Err(); err != nil {
+						return fmt.Errorf("Query rows: %w", err)
+					}
+					return nil
+				}()
+				if err != nil {
+					first.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := first.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
