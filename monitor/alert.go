@@ -99,3 +99,9 @@ func clearMessage(k alertKey) string {
 	}
 	return "polls succeed again"
 }
+
+// event makes a an entry of the alert log; level is the level of its
+// poll.
+func (a Alert) event(level Level) Event {
+	return Event{Time: a.Time, Kind: string(a.Kind), Application: a.Application, Raised: a.Raised, Level: level, Message: a.Message}
+}

@@ -62,6 +62,15 @@ type Config struct {
 	// minute; negative turns the alert off.
 	IdleInTxAlert time.Duration
 
+	// QueryTexts, when above 0, makes each poll also read the text of
+	// each group's oldest transaction's latest statement, cut on the
+	// server to this many characters, into Group.Query; the JSON handler
+	// and the dashboard then show it. Default 0: no query text is read,
+	// because statements can hold personal data (literals in WHERE
+	// clauses, inserted values). Turn it on only behind the same access
+	// control as the data itself.
+	QueryTexts int
+
 	// OnChange is called after a poll changes the level (after
 	// hysteresis), with the snapshot that changed it.
 	//

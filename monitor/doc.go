@@ -73,6 +73,18 @@
 // counted exactly as supapool's pool counts them when it decides that the
 // server is full, from one shared definition.
 //
+// # Dashboard and history
+//
+// [Monitor.Dashboard] serves a self-contained web page (embedded, no
+// external resources) of the level, a chart of connections per app over
+// the last hour, a table per app, the alert log and a stale banner, and
+// the JSON it reads. [Monitor.History] keeps every poll of the last hour
+// (at most 3600 points), one point per minute (the busiest poll) for the
+// day before, and the newest 200 events: under 3 MB with 10 apps. Query
+// texts are read only with [Config.QueryTexts]. The alert rules in
+// monitor/prometheus and the Grafana board in monitor/grafana work on
+// prommonitor's metrics.
+//
 // Prometheus metrics live in the sub-package prommonitor, so services that
 // do not use Prometheus do not link its client.
 package monitor

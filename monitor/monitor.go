@@ -36,6 +36,7 @@ type Monitor struct {
 	timeout  time.Duration
 	cfg      Config
 	log      *zap.Logger
+	sql      string // the poll's statement (pollSQL)
 
 	// turn is held by the poll in progress, so two never run at once; the
 	// monitor's own connection and the poll state below belong to its
@@ -56,6 +57,7 @@ type Monitor struct {
 	// turn.
 	mu   sync.Mutex
 	last Snapshot
+	hist *history
 	// cancel cancels the poll in progress with ErrClosed; nil between
 	// polls.
 	cancel context.CancelCauseFunc
@@ -85,6 +87,9 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("monitor: timeout must not be negative, got %s", cfg.Timeout))
+	}
+	if cfg.QueryTexts < 0 {
+		errs = append(errs, fmt.Errorf("monitor: query texts must be 0 (off) or a number of characters, got %d", cfg.QueryTexts))
 	}
 	if err := cfg.Levels.validate(); err != nil {
 		errs = append(errs, err)
@@ -127,6 +132,8 @@ func New(cfg Config) (*Monitor, error) {
 		m.log = zap.NewNop()
 	}
 	m.last = Snapshot{Stale: true, Err: ErrNoPoll.Error(), ByState: map[string]int{}}
+	m.sql = pollSQL(cfg.QueryTexts)
+	m.hist = newHistory(m.interval)
 	return m, nil
 }
 
@@ -186,6 +193,18 @@ func (m *Monitor) Snapshot() Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.last
+}
+
+// History returns the polls and alert log entries at or after since (all
+// of them when since is zero): every poll of the last hour, one point per
+// minute (its busiest poll) for the day before, and the newest 200
+// events. Memory is bounded: under 3 MB with 10 apps.
+func (m *Monitor) History(since time.Time) History {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.hist.after(since)
+	h.Interval = m.interval
+	return h
 }
 
 // Close cancels the poll in progress, if any, and closes the monitor's own
@@ -274,9 +293,12 @@ func (m *Monitor) pollHeld(ctx context.Context) (Snapshot, error) {
 	notes = append(notes, alerts(s, m.cfg.IdleInTxAlert, m.raised)...)
 
 	var reports []func()
+	var events []Event
 	// A monitor starts at Green, so a first poll that finds the server
 	// beyond it is a change too.
 	if prevLevel := prev.Level; s.Level != prevLevel {
+		events = append(events, Event{Time: s.Time, Kind: "level", Raised: s.Level > prevLevel, Level: s.Level,
+			Message: fmt.Sprintf("level %s → %s: %d of %d connections", prevLevel, s.Level, s.Total, s.MaxConnections)})
 		reports = append(reports, func() {
 			m.log.Warn("monitor: connection level changed",
 				zap.Stringer("from", prevLevel), zap.Stringer("to", s.Level),
@@ -287,7 +309,10 @@ func (m *Monitor) pollHeld(ctx context.Context) (Snapshot, error) {
 		})
 	}
 	reports = append(reports, m.alertReports(notes)...)
-	m.publish(s, reports)
+	for _, a := range notes {
+		events = append(events, a.event(s.Level))
+	}
+	m.publish(s, s.Time, events, reports)
 	return s, nil
 }
 
@@ -303,26 +328,35 @@ func (m *Monitor) fail(prev Snapshot, err error, took time.Duration) (Snapshot, 
 	s.Skipped = m.skipped.Load()
 	s.PollDuration = took
 	var reports []func()
+	var events []Event
+	now := time.Now()
 	k := alertKey{kind: AlertPollFailing}
 	if !m.raised[k] {
 		m.raised[k] = true
-		reports = m.alertReports([]Alert{{Kind: AlertPollFailing, Raised: true, Time: time.Now(), Message: "polls failing: " + err.Error()}})
+		a := Alert{Kind: AlertPollFailing, Raised: true, Time: now, Message: "polls failing: " + err.Error()}
+		reports = m.alertReports([]Alert{a})
+		events = append(events, a.event(s.Level))
 	} else {
 		reports = append(reports, func() {
 			m.log.Debug("monitor: poll failed", zap.Error(err), zap.Int("failures", s.Failures))
 		})
 	}
-	m.publish(s, reports)
+	m.publish(s, now, events, reports)
 	return s, err
 }
 
-// publish makes s the latest snapshot and queues its reports, in one step,
-// so that reports run in the order of the snapshots that made them. The
-// caller holds the turn.
-func (m *Monitor) publish(s Snapshot, reports []func()) {
+// publish makes s the latest snapshot, files it in the history at time
+// at with its events, and queues its reports, in one step, so that
+// reports run in the order of the snapshots that made them. The caller
+// holds the turn.
+func (m *Monitor) publish(s Snapshot, at time.Time, events []Event, reports []func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.last = s
+	m.hist.add(s, at)
+	for _, e := range events {
+		m.hist.event(e)
+	}
 	m.pending = append(m.pending, reports...)
 }
 

@@ -24,8 +24,17 @@ import (
 // returns the settings even if no row matched, which cannot happen in
 // practice (the poll's own backend always matches) but keeps the scan
 // simple.
-const pollSQL = `with b as (
-	select datname, usename, application_name, state, xact_start, state_change, wait_event_type,
+//
+// The query text of each group's oldest transaction is fetched only when
+// Config.QueryTexts asks for it, cut to that many characters on the
+// server; otherwise the poll reads no query text at all.
+func pollSQL(queryChars int) string {
+	query := `''::text`
+	if queryChars > 0 {
+		query = fmt.Sprintf(`coalesce((array_agg(left(query, %d) order by xact_start nulls last))[1], '')`, queryChars)
+	}
+	return `with b as (
+	select datname, usename, application_name, state, xact_start, state_change, wait_event_type, query,
 		` + pgstat.Hidden + ` as hidden
 	from pg_stat_activity
 	where ` + pgstat.ClientBackend + `
@@ -38,18 +47,20 @@ const pollSQL = `with b as (
 		(count(*) filter (where wait_event_type = 'Lock'))::int as waiting,
 		coalesce(extract(epoch from max(greatest(now() - xact_start, interval '0'))), 0)::float8 as xact,
 		coalesce(extract(epoch from max(greatest(now() - state_change, interval '0'))
-			filter (where state like 'idle in transaction%')), 0)::float8 as idle_tx
+			filter (where state like 'idle in transaction%')), 0)::float8 as idle_tx,
+		case when bool_or(hidden) then '' else ` + query + ` end as query
 	from b
 	group by 1, 2, 3, 4
 )
-select s.now, s.max_conns, s.reserved, g.datname, g.usename, g.app, g.state, g.n, g.waiting, g.xact, g.idle_tx
+select s.now, s.max_conns, s.reserved, g.datname, g.usename, g.app, g.state, g.n, g.waiting, g.xact, g.idle_tx, g.query
 from (select now() as now,
 		` + pgstat.MaxConnections + ` as max_conns,
 		` + pgstat.Reserved + ` as reserved) s
 	left join g on true
 order by 4, 5, 6, 7`
+}
 
-// raw is what pollSQL returned, before levels and budgets.
+// raw is what pollSQL's query returned, before levels and budgets.
 type raw struct {
 	now      time.Time
 	maxConns int
@@ -63,11 +74,12 @@ func scanPoll(rows pgx.Rows) (raw, error) {
 	for rows.Next() {
 		var (
 			db, user, app, state *string
+			query                *string
 			n, waiting           *int32
 			xact, idle           *float64
 			maxConns, reserved   int32
 		)
-		if err := rows.Scan(&r.now, &maxConns, &reserved, &db, &user, &app, &state, &n, &waiting, &xact, &idle); err != nil {
+		if err := rows.Scan(&r.now, &maxConns, &reserved, &db, &user, &app, &state, &n, &waiting, &xact, &idle, &query); err != nil {
 			return raw{}, fmt.Errorf("monitor: read pg_stat_activity: %w", err)
 		}
 		r.maxConns, r.reserved = int(maxConns), int(reserved)
@@ -83,6 +95,7 @@ func scanPoll(rows pgx.Rows) (raw, error) {
 			Waiting:         int(*waiting),
 			LongestXact:     seconds(*xact),
 			LongestIdleInTx: seconds(*idle),
+			Query:           *query,
 		})
 	}
 	if err := rows.Err(); err != nil {
@@ -141,7 +154,7 @@ func (m *Monitor) query(ctx context.Context) (raw, error) {
 	// works through a transaction-mode pooler and leaves no statement
 	// cached on the caller's connections.
 	if m.db != nil {
-		rows, err := m.db.Query(ctx, pollSQL, pgx.QueryExecModeSimpleProtocol)
+		rows, err := m.db.Query(ctx, m.sql, pgx.QueryExecModeSimpleProtocol)
 		if err != nil {
 			return raw{}, fmt.Errorf("monitor: query pg_stat_activity: %w", err)
 		}
@@ -155,7 +168,7 @@ func (m *Monitor) query(ctx context.Context) (raw, error) {
 		}
 		m.conn = c
 	}
-	rows, err := m.conn.Query(ctx, pollSQL, pgx.QueryExecModeSimpleProtocol)
+	rows, err := m.conn.Query(ctx, m.sql, pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
 		m.closeConn()
 		return raw{}, fmt.Errorf("monitor: query pg_stat_activity: %w", err)

@@ -88,6 +88,10 @@ type Group struct {
 	// LongestIdleInTx is the longest time one of them has sat idle inside
 	// a transaction, holding its locks and snapshot.
 	LongestIdleInTx time.Duration `json:"-"`
+	// Query is the text of the group's oldest transaction's latest
+	// statement, cut to Config.QueryTexts characters; empty unless
+	// Config.QueryTexts is set, and for hidden groups.
+	Query string `json:"query,omitempty"`
 }
 
 // AppUsage is one application_name's connections, all databases and users

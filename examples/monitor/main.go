@@ -4,6 +4,7 @@
 //	DATABASE_URL=postgres://... go run ./examples/monitor
 //	go run ./examples/monitor -budget examples/budget/seed-free.yaml
 //	go run ./examples/monitor -once -json | jq .total
+//	go run ./examples/monitor -http 127.0.0.1:8080   # and open http://127.0.0.1:8080/
 //
 // It refreshes a table of connections per application_name every
 // -interval, with the level (green, yellow, red) against max_connections,
@@ -11,7 +12,9 @@
 // transactions. Colours are used only on a terminal, and never when
 // NO_COLOR is set. -once prints one snapshot and exits: 0 when the poll
 // succeeded, 1 when it failed, 2 on bad usage. -json prints snapshots as
-// JSON, one per line, for scripts and cron.
+// JSON, one per line, for scripts and cron. -http also serves the web
+// dashboard (monitor.Dashboard) at / on that address, beside the terminal
+// view; it has no authentication, so bind it to 127.0.0.1.
 //
 // Use a direct URL rather than a pooler's, and a role with pg_monitor to
 // see every backend's state; without it other roles' backends are counted
@@ -24,6 +27,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -58,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	specFile := fs.String("budget", "", "budget spec `file` (YAML or JSON) to compare apps against")
 	colour := fs.String("color", "auto", "colours: auto (terminal and no NO_COLOR), always or never")
 	top := fs.Int("top", 5, "how many of the longest transactions to list")
+	addr := fs.String("http", "", "also serve the web dashboard on this `address` (e.g. 127.0.0.1:8080)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: DATABASE_URL=postgres://... monitor [-once] [-json] [-interval 2s] [-budget spec.yaml]")
 		fs.PrintDefaults()
@@ -122,6 +128,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		_, err := io.WriteString(stdout, b.String())
 		return err
+	}
+
+	if *addr != "" && !*once {
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			fmt.Fprintln(stderr, "monitor: -http:", err)
+			return 2
+		}
+		srv := &http.Server{Handler: m.Dashboard(), ReadHeaderTimeout: 10 * time.Second}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = srv.Serve(ln)
+		}()
+		defer func() {
+			_ = srv.Close()
+			<-done
+		}()
+		fmt.Fprintf(stderr, "monitor: dashboard on http://%s/\n", ln.Addr())
 	}
 
 	if *once {

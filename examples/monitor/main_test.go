@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -145,4 +148,72 @@ func TestAge(t *testing.T) {
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+}
+
+// lockedBuffer is a bytes.Buffer safe for the run goroutine and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestHTTPServesDashboard(t *testing.T) {
+	bed := testbed.Start(t)
+	openApp(t, bed.DirectURL, "dash-http", 2)
+	errs := &lockedBuffer{}
+	old := stderr
+	stderr = errs
+	t.Cleanup(func() { stderr = old })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"-http", "127.0.0.1:0", "-interval", "100ms", "-color", "never"},
+			env(map[string]string{"DATABASE_URL": bed.AdminURL}), io.Discard)
+	}()
+	addrRE := regexp.MustCompile(`dashboard on (http://127\.0\.0\.1:\d+/)`)
+	var url string
+	require.Eventually(t, func() bool {
+		m := addrRE.FindStringSubmatch(errs.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	}, 20*time.Second, 10*time.Millisecond, "stderr: %s", errs)
+
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(page), "supapool connections")
+
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "snapshot.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var s monitor.Snapshot
+		if json.NewDecoder(resp.Body).Decode(&s) != nil {
+			return false
+		}
+		a, ok := s.App("dash-http")
+		return ok && a.Total == 2
+	}, 20*time.Second, 50*time.Millisecond)
+
+	cancel()
+	assert.Equal(t, 0, <-done)
+	_, err = http.Get(url)
+	assert.Error(t, err, "the listener closes when run returns")
 }

@@ -61,6 +61,9 @@ func (a *App) routes(mon *monitor.Monitor) (http.Handler, error) {
 	// The snapshot names every application and user holding connections:
 	// keep it off the public internet.
 	mux.Handle("GET /debug/connections", mon.Handler())
+	// The dashboard reads /debug/dashboard/snapshot.json and history.json;
+	// like /debug/connections, put it behind the service's own auth.
+	mux.Handle("GET /debug/dashboard/", mon.Dashboard())
 	return a.logRequests(mux), nil
 }
 

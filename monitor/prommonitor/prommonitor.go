@@ -23,6 +23,8 @@
 //	supapool_max_connections                the server's max_connections
 //	supapool_connection_level               0 green, 1 yellow, 2 red
 //	supapool_connection_level_threshold{level="yellow"|"red"}
+//	supapool_app_connections{application_name}      client backends per app (lanes and instances folded)
+//	supapool_app_idle_in_transaction_max_seconds{application_name}
 //	supapool_budget_connections{application_name}   plan's Conns per app
 //	supapool_budget_used_connections{application_name}
 //	supapool_budget_over{application_name}          1 when over budget
@@ -86,6 +88,7 @@ type Collector struct {
 	count, maxTx                 *prometheus.Desc
 	total, maxConns, level, thr  *prometheus.Desc
 	budget, budgetUsed, overBudg *prometheus.Desc
+	appConns, appIdleTx          *prometheus.Desc
 	up, pollSeconds, polls, fail *prometheus.Desc
 }
 
@@ -105,6 +108,8 @@ func New(src Source, opts ...Option) *Collector {
 		maxConns:    prometheus.NewDesc("supapool_max_connections", "the server's max_connections", nil, cl),
 		level:       prometheus.NewDesc("supapool_connection_level", "connection level after hysteresis: 0 green, 1 yellow, 2 red", nil, cl),
 		thr:         prometheus.NewDesc("supapool_connection_level_threshold", "connections at which yellow begins and above which red begins", []string{"level"}, cl),
+		appConns:    prometheus.NewDesc("supapool_app_connections", "client backends of the app, its lanes and instances folded in", app, cl),
+		appIdleTx:   prometheus.NewDesc("supapool_app_idle_in_transaction_max_seconds", "longest time one of the app's sessions has sat idle inside a transaction", app, cl),
 		budget:      prometheus.NewDesc("supapool_budget_connections", "connections the budget plan allows the app, all instances together", app, cl),
 		budgetUsed:  prometheus.NewDesc("supapool_budget_used_connections", "connections a planned app holds", app, cl),
 		overBudg:    prometheus.NewDesc("supapool_budget_over", "1 when the app holds more connections than its budget", app, cl),
@@ -118,7 +123,7 @@ func New(src Source, opts ...Option) *Collector {
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.count, c.maxTx, c.total, c.maxConns, c.level, c.thr,
-		c.budget, c.budgetUsed, c.overBudg, c.up, c.pollSeconds, c.polls, c.fail} {
+		c.appConns, c.appIdleTx, c.budget, c.budgetUsed, c.overBudg, c.up, c.pollSeconds, c.polls, c.fail} {
 		ch <- d
 	}
 }
@@ -150,6 +155,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.thr, s.YellowAt, "yellow")
 	gauge(c.thr, s.RedAbove, "red")
 	for _, a := range s.Apps {
+		gauge(c.appConns, float64(a.Total), a.Application)
+		gauge(c.appIdleTx, a.LongestIdleInTx.Seconds(), a.Application)
 		if !a.Planned {
 			continue
 		}

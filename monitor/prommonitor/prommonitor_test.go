@@ -38,6 +38,14 @@ func expected(s monitor.Snapshot) string {
 	fmt.Fprintf(&b, "# HELP supapool_connections client backends on the server, hidden ones and the monitor's own included\n# TYPE supapool_connections gauge\nsupapool_connections %d\n", s.Total)
 	fmt.Fprintf(&b, "# HELP supapool_max_connections the server's max_connections\n# TYPE supapool_max_connections gauge\nsupapool_max_connections %d\n", s.MaxConnections)
 	fmt.Fprintf(&b, "# HELP supapool_connection_level connection level after hysteresis: 0 green, 1 yellow, 2 red\n# TYPE supapool_connection_level gauge\nsupapool_connection_level %d\n", int(s.Level))
+	fmt.Fprintf(&b, "# HELP supapool_app_connections client backends of the app, its lanes and instances folded in\n# TYPE supapool_app_connections gauge\n")
+	for _, a := range s.Apps {
+		fmt.Fprintf(&b, "supapool_app_connections{application_name=%q} %d\n", a.Application, a.Total)
+	}
+	fmt.Fprintf(&b, "# HELP supapool_app_idle_in_transaction_max_seconds longest time one of the app's sessions has sat idle inside a transaction\n# TYPE supapool_app_idle_in_transaction_max_seconds gauge\n")
+	for _, a := range s.Apps {
+		fmt.Fprintf(&b, "supapool_app_idle_in_transaction_max_seconds{application_name=%q} %v\n", a.Application, a.LongestIdleInTx.Seconds())
+	}
 	fmt.Fprintf(&b, "# HELP supapool_budget_connections connections the budget plan allows the app, all instances together\n# TYPE supapool_budget_connections gauge\n")
 	for _, a := range s.Apps {
 		if a.Planned {
@@ -91,7 +99,8 @@ func TestCollectorAndHandlerMatchSnapshot(t *testing.T) {
 
 	c := prommonitor.New(m)
 	names := []string{"pg_stat_activity_count", "pg_stat_activity_max_tx_duration", "supapool_connections",
-		"supapool_max_connections", "supapool_connection_level", "supapool_budget_connections",
+		"supapool_max_connections", "supapool_connection_level", "supapool_app_connections",
+		"supapool_app_idle_in_transaction_max_seconds", "supapool_budget_connections",
 		"supapool_budget_used_connections", "supapool_budget_over", "supapool_monitor_up", "supapool_monitor_failed_polls_total"}
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(expected(s)), names...))
 
