@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/supapool/supapool/internal/appname"
 )
 
 // Pool routes each call to the pooled or the direct URL and keeps each
@@ -18,10 +20,11 @@ import (
 // have pgxpool.Pool's signatures, so code written for pgxpool compiles
 // unchanged.
 type Pool struct {
-	cfg    resolved
-	log    *zap.Logger
-	pooled *route
-	direct *route
+	cfg      resolved
+	instance string // this Pool's id in application_name (elastic.go)
+	log      *zap.Logger
+	pooled   *route
+	direct   *route
 
 	refused atomic.Int64
 
@@ -64,7 +67,7 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, closing: make(chan struct{})}
+	p := &Pool{cfg: cfg, instance: appname.Instance(), closing: make(chan struct{})}
 	p.log = cfg.Logger.With(zap.String("app", cfg.AppName))
 
 	pooledDSN, pooledName, hook := cfg.pooled, fieldName("PooledURL", EnvPooledURL), cfg.ConfigurePooled

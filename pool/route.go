@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/supapool/supapool/internal/appname"
 	"github.com/supapool/supapool/internal/redact"
 	"go.uber.org/zap"
 )
@@ -102,6 +103,10 @@ type route struct {
 	// slots caps the route's sockets to the server, hijacked ones
 	// included (hijack.go); nil only in the test that shows why.
 	slots *serverConns
+
+	// elastic is the route's share of a full server (elastic.go); nil
+	// when it does not share.
+	elastic *elastic
 }
 
 // defaultConnectTimeout bounds each connection attempt (TCP, TLS and
@@ -124,7 +129,15 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	pc.MaxConnLifetime = p.cfg.MaxConnLifetime
 	pc.MaxConnLifetimeJitter = p.cfg.MaxConnLifetime / 10
 	pc.HealthCheckPeriod = p.cfg.HealthCheckPeriod
-	pc.ConnConfig.RuntimeParams["application_name"] = p.cfg.AppName
+	// Elastic routes tag their backends with the Pool's instance id
+	// (elastic.go); a route through a pooler does not, since the pooler's
+	// server connections take on their last client's application_name.
+	sharing := d.mode == NoPooler && !p.cfg.NoElastic
+	appName := p.cfg.AppName
+	if sharing {
+		appName = appname.Name{App: p.cfg.AppName, Instance: p.instance}.String()
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = appName
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		// Neither connect_timeout in the URL nor PGCONNECT_TIMEOUT.
 		// pgxpool keeps connecting after the caller has gone, for up to
@@ -172,6 +185,9 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	// pooler's client slots.
 	if d.mode == NoPooler && p.cfg.YieldAfter > 0 {
 		r.yield.after = p.cfg.YieldAfter
+	}
+	if sharing {
+		r.elastic = newElastic(appName, p.cfg.weights)
 	}
 	r.gens.install(pc)
 	if !slotsOff.Load() {
@@ -364,9 +380,17 @@ func (r *route) giveUp(err error, w *refusals) error {
 // connection holds (hijack.go), the connection is closed instead, so that
 // its slot goes to that connect.
 func (r *route) release(c *pgxpool.Conn) {
-	if r.slots != nil && r.slots.wanted.Load() && r.slots.handOff(c.Conn()) {
+	switch {
+	case r.slots != nil && r.slots.wanted.Load() && r.slots.handOff(c.Conn()):
 		r.closeConn(c)
-	} else {
+	case r.elastic != nil:
+		switch r.onRelease(c) {
+		case releaseAsking:
+			return // askAndRelease gives c and the place back
+		case releaseKeep:
+			c.Release()
+		}
+	default:
 		c.Release()
 	}
 	r.left()
@@ -478,8 +502,11 @@ func (r *route) discard(c *pgxpool.Conn) {
 // pgxpool calls BeforeClose only for connections it closes itself, so this
 // calls it for a hijacked one: the user's hook runs, and the generations
 // forget the connection.
-func (r *route) closeConn(c *pgxpool.Conn) {
-	conn := c.Hijack()
+func (r *route) closeConn(c *pgxpool.Conn) { r.closeHijacked(c.Hijack()) }
+
+// closeHijacked is closeConn for a connection already taken out of the
+// pool.
+func (r *route) closeHijacked(conn *pgx.Conn) {
 	if r.beforeClose != nil {
 		r.beforeClose(conn)
 	}
