@@ -46,6 +46,10 @@ const (
 	spareRecheck = 5 * time.Second
 	// viewTimeout bounds one question.
 	viewTimeout = time.Second
+	// refusedLately is how long after a refusal a busy route keeps asking
+	// every viewEvery even when its last look found room: the server
+	// refused it, so room there comes and goes.
+	refusedLately = 10 * time.Second
 )
 
 // elastic is a route's elastic-sharing state; nil when the route does not
@@ -61,6 +65,7 @@ type elastic struct {
 	pressure atomic.Int32 // a pressure, written by the one asking
 	ceil     atomic.Int32 // the limit the gate keeps to, 0 for none
 	refusals atomic.Int64 // route.retried at the last view
+	refused  atomic.Int64 // UnixNano of the last view that found new refusals
 	views    atomic.Int64
 	closed   atomic.Int64
 
@@ -81,7 +86,10 @@ func newElastic(name string, weights map[string]int) *elastic {
 			return 1
 		},
 	}
-	e.spareAt.Store(time.Now().UnixNano())
+	// A route busy from the start asks once viewEvery has passed, even
+	// if nothing refused it: it may have taken its cap before the server
+	// filled up.
+	e.spareAt.Store(time.Now().Add(viewEvery - spareRecheck).UnixNano())
 	return e
 }
 
@@ -112,15 +120,16 @@ func (r *route) onRelease(c *pgxpool.Conn) releaseAction {
 }
 
 // viewDue reports whether a route may ask now that viewEvery has passed
-// since its last question: always while the server is full, after a
-// refusal, and every spareRecheck while the route is busy.
+// since its last question: always while the server is full or after a
+// refusal; while the route is busy, every time for refusedLately after a
+// refusal and every spareRecheck otherwise.
 func (r *route) viewDue(now int64) bool {
 	e := r.elastic
 	if pressure(e.pressure.Load()) == pressureFull || r.retried.Load() != e.refusals.Load() {
 		return true
 	}
 	busy := r.gate.nwait.Load() > 0 || r.gate.inUse.Load() >= r.gate.limit()
-	return busy && now-e.spareAt.Load() >= int64(spareRecheck)
+	return busy && (now-e.refused.Load() < int64(refusedLately) || now-e.spareAt.Load() >= int64(spareRecheck))
 }
 
 // shed closes c instead of giving it back when the route holds more than
@@ -161,10 +170,11 @@ func (r *route) askAndRelease(c *pgxpool.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
 	defer cancel()
-	e.refusals.Store(r.retried.Load())
+	if n := r.retried.Load(); e.refusals.Swap(n) != n {
+		e.refused.Store(time.Now().UnixNano())
+	}
 	v, err := askView(ctx, c.Conn())
-	now := time.Now()
-	e.spareAt.Store(now.UnixNano())
+	e.spareAt.Store(time.Now().UnixNano())
 	if err != nil {
 		r.log.Debug("supapool: elastic sharing could not read pg_stat_activity", zap.Error(err))
 		if ctx.Err() != nil {
