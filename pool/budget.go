@@ -37,9 +37,29 @@ func applyBudget(c *Config, path string) error {
 		}
 		return fmt.Errorf("pool: app %s (%s) is not in the budget %s (%s); it has: %s", redact.Value(c.AppName), EnvAppName, path, EnvBudget, redact.Text(strings.Join(names, ", ")))
 	}
+	c.weights = elasticWeights(plan)
 	c.MaxConns, c.MaxDirectConns = alloc.MaxConns, alloc.MaxDirectConns
 	c.NoDirect = alloc.MaxDirectConns == 0
 	c.MaxHeavyConns, c.NoHeavy = alloc.MaxHeavyConns, alloc.MaxHeavyConns == 0
 	c.maxConnsFrom, c.maxDirectConnsFrom = EnvBudget, EnvBudget
 	return nil
+}
+
+// elasticWeights is each app's weight in elastic sharing: the server
+// connections its plan gives one instance (pooled ones only when the spec
+// has no pooler), so that when the planned instances are the live ones,
+// elastic shares are the plan's caps and a budget that fits closes
+// nothing.
+func elasticWeights(plan *budget.Allocation) map[string]int {
+	noPooler := plan.Spec().Pooler == nil
+	w := map[string]int{}
+	for _, a := range plan.Spec().Apps {
+		al := plan.For(a.Name)
+		n := int(al.MaxDirectConns)
+		if noPooler {
+			n += int(al.MaxConns)
+		}
+		w[a.Name] = max(1, n)
+	}
+	return w
 }

@@ -44,6 +44,9 @@ const (
 	EnvLogLevel = "SUPAPOOL_LOG_LEVEL"
 	// EnvBudget names the budget spec file; it is budget.EnvVar.
 	EnvBudget = budget.EnvVar
+	// EnvElastic turns elastic sharing off when set to off (see
+	// Config.NoElastic); on, the default, keeps it.
+	EnvElastic = "DATABASE_ELASTIC"
 )
 
 // Defaults for Config's zero fields, each documented on its field. They
@@ -187,6 +190,17 @@ type Config struct {
 	// negative turns it off.
 	YieldAfter time.Duration
 
+	// NoElastic turns elastic sharing off (elastic.go): by default each
+	// route that connects to PostgreSQL itself (not through a pooler)
+	// tags its connections' application_name with an instance id, reads
+	// from pg_stat_activity how many connections each instance holds
+	// while the route is busy or the server is nearly full (one small
+	// query, at most once a second), and when the server is full gives
+	// back, as they are released, connections above its fair share. Set
+	// it for a role that must not read pg_stat_activity, or to keep
+	// application_name exactly AppName. DATABASE_ELASTIC=off sets it.
+	NoElastic bool
+
 	// ConfigurePooled and ConfigureDirect may change each route's pgxpool
 	// configuration after supapool has set it up (tracers, TLS, type
 	// registration in AfterConnect, ...). MaxConns set here is ignored:
@@ -228,6 +242,10 @@ type Config struct {
 
 	// Where the caps came from, for New to log.
 	maxConnsFrom, maxDirectConnsFrom string
+
+	// weights is each app's weight in elastic sharing, from the budget
+	// plan (nil without one: every instance weighs the same).
+	weights map[string]int
 }
 
 // ConfigFromEnv reads a Config from the environment; see the package
@@ -294,6 +312,15 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("pool: %s, expected a positive duration such as 5s", setTo(EnvMaxReplicaLag, v))
 		}
 		c.MaxReplicaLag = d
+	}
+	if v := get(EnvElastic); v != "" {
+		switch strings.ToLower(v) {
+		case "on":
+		case "off":
+			c.NoElastic = true
+		default:
+			return Config{}, fmt.Errorf("pool: %s, expected on or off", setTo(EnvElastic, v))
+		}
 	}
 	if v := get(EnvLogLevel); v != "" {
 		if c.Logger, err = levelLogger(v); err != nil {
@@ -589,6 +616,7 @@ func (c Config) fields() []cfgField {
 		{"MaxConnLifetime", "max_conn_lifetime", c.MaxConnLifetime},
 		{"HealthCheckPeriod", "health_check_period", c.HealthCheckPeriod},
 		{"YieldAfter", "yield_after", c.YieldAfter},
+		{"NoElastic", "no_elastic", c.NoElastic},
 		{"ConfigurePooled", "configure_pooled", presence{c.ConfigurePooled != nil, "func(*pgxpool.Config) error"}},
 		{"ConfigureDirect", "configure_direct", presence{c.ConfigureDirect != nil, "func(*pgxpool.Config) error"}},
 		{"Logger", "logger", presence{c.Logger != nil, "*zap.Logger"}},

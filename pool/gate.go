@@ -28,6 +28,9 @@ type gate struct {
 	inUse atomic.Int32
 	cap   atomic.Int32 // written with mu held
 	nwait atomic.Int32 // waiters, so leave knows to admit
+	// ceil is elastic sharing's limit on cap (elastic.go), 0 for none;
+	// written with mu held. cap never climbs above it.
+	ceil atomic.Int32
 
 	// closing ends every wait with ErrClosed when the Pool closes.
 	closing <-chan struct{}
@@ -90,7 +93,7 @@ func (g *gate) enter(ctx context.Context) error {
 			return nil
 		case <-probe.C:
 			g.mu.Lock()
-			if c := g.cap.Load(); c < g.max && g.inUse.Load() >= c && time.Since(g.lowered) >= raiseEvery {
+			if c := g.cap.Load(); c < g.max && !g.atCeil(c) && g.inUse.Load() >= c && time.Since(g.lowered) >= raiseEvery {
 				g.cap.Store(c + 1)
 				g.lowered = time.Now()
 				g.admit()
@@ -185,6 +188,9 @@ func (g *gate) ok(held int32) {
 	if held >= c && c < g.max && time.Since(g.lowered) >= raiseEvery {
 		c++
 	}
+	if ceil := g.ceil.Load(); ceil > 0 && c > ceil {
+		c = ceil
+	}
 	g.cap.Store(c)
 	g.admit()
 	g.mu.Unlock()
@@ -197,6 +203,24 @@ func (g *gate) wouldAdmit() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.inUse.Load() < g.cap.Load() && g.waiters.Len() == 0
+}
+
+// atCeil reports whether cap c has reached elastic sharing's limit.
+func (g *gate) atCeil(c int32) bool {
+	ceil := g.ceil.Load()
+	return ceil > 0 && c >= ceil
+}
+
+// setCeil sets elastic sharing's limit (0: none) and lowers the cap to it;
+// callers already in keep their places until they leave.
+func (g *gate) setCeil(n int32) {
+	g.mu.Lock()
+	g.ceil.Store(n)
+	if n > 0 && g.cap.Load() > n {
+		g.cap.Store(n)
+	}
+	g.admit()
+	g.mu.Unlock()
 }
 
 // limit is the current cap.

@@ -9,8 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/supapool/supapool/internal/appname"
 )
 
 // Heavy returns the heavy lane: a way to the database for long, expensive
@@ -28,11 +26,6 @@ func (p *Pool) Heavy() *Lane { return p.heavyLane }
 // ErrNoHeavyLane is returned by the heavy lane's calls when NoHeavy is
 // set (by a budget plan that gives the app no heavy connections).
 var ErrNoHeavyLane = errors.New("pool: the heavy lane is off (NoHeavy, or heavy: 0 for this app in the SUPAPOOL_BUDGET plan); give the app heavy: 1 or more in the budget, or use the pooled route")
-
-// heavyAppName is the application_name of the heavy lane's connections.
-func heavyAppName(app string) string {
-	return appname.Name{App: app, Lane: appname.LaneHeavy}.String()
-}
 
 // newHeavyLane is the heavy lane over route r.
 func (p *Pool) newHeavyLane(r *route) *Lane {

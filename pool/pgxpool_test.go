@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/supapool/supapool/internal/appname"
 	"github.com/supapool/supapool/internal/testbed"
 	"github.com/supapool/supapool/pool"
 )
@@ -32,7 +33,7 @@ func TestPgxPool(t *testing.T) {
 	assert.EqualValues(t, 2, direct.Config().MaxConns)
 	var app string
 	require.NoError(t, direct.QueryRow(ctx, "select current_setting('application_name')").Scan(&app))
-	assert.Equal(t, p.Config().AppName, app)
+	assert.Equal(t, p.Config().AppName, appname.App(app), "application_name is the app's, with the instance id elastic sharing adds")
 	assert.Equal(t, int32(1), direct.Stat().TotalConns(), "the route's own pool, not a copy")
 	assert.Equal(t, int32(1), p.Stat().Direct.TotalConns)
 

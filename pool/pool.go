@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/supapool/supapool/internal/appname"
 )
 
 // Pool routes each call to the pooled or the direct URL and keeps each
@@ -18,11 +20,12 @@ import (
 // have pgxpool.Pool's signatures, so code written for pgxpool compiles
 // unchanged.
 type Pool struct {
-	cfg    resolved
-	log    *zap.Logger
-	pooled *route
-	direct *route
-	heavy  *route // the heavy lane's route (heavy.go)
+	cfg      resolved
+	instance string // this Pool's id in application_name (elastic.go)
+	log      *zap.Logger
+	pooled   *route
+	direct   *route
+	heavy    *route // the heavy lane's route (heavy.go)
 
 	heavyLane *Lane
 
@@ -70,7 +73,7 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, closing: make(chan struct{})}
+	p := &Pool{cfg: cfg, instance: appname.Instance(), closing: make(chan struct{})}
 	p.log = cfg.Logger.With(zap.String("app", cfg.AppName))
 
 	pooledDSN, pooledName, hook := cfg.pooled, fieldName("PooledURL", EnvPooledURL), cfg.ConfigurePooled

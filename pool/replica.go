@@ -12,8 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
-
-	"github.com/supapool/supapool/internal/appname"
 )
 
 // Replica returns the read-replica lane: reads that tolerate a little
@@ -170,10 +168,6 @@ func (p *Pool) newReplicas(ctx context.Context) error {
 		}()
 	}
 	return nil
-}
-
-func replicaAppName(app string) string {
-	return appname.Name{App: app, Lane: appname.LaneReplica}.String()
 }
 
 // ReplicaStat describes one read replica.

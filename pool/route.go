@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/supapool/supapool/internal/appname"
 	"github.com/supapool/supapool/internal/redact"
 	"go.uber.org/zap"
 )
@@ -119,6 +120,10 @@ type route struct {
 	// exec is the pooled route's exec mode behind a transaction pooler
 	// (execmode.go); nil elsewhere.
 	exec *execModes
+
+	// elastic is the route's share of a full server (elastic.go); nil
+	// when it does not share.
+	elastic *elastic
 }
 
 // defaultConnectTimeout bounds each connection attempt (TCP, TLS and
@@ -141,13 +146,25 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	pc.MaxConnLifetime = p.cfg.MaxConnLifetime
 	pc.MaxConnLifetimeJitter = p.cfg.MaxConnLifetime / 10
 	pc.HealthCheckPeriod = p.cfg.HealthCheckPeriod
-	pc.ConnConfig.RuntimeParams["application_name"] = p.cfg.AppName
-	if name == Heavy {
-		pc.ConnConfig.RuntimeParams["application_name"] = heavyAppName(p.cfg.AppName)
+	// The heavy and replica lanes carry their lane in application_name;
+	// routes that share a full server with other instances (elastic.go)
+	// carry the Pool's instance id. A route through a pooler does not,
+	// since the pooler's server connections take on their last client's
+	// application_name.
+	var lane string
+	switch name {
+	case Heavy:
+		lane = appname.LaneHeavy
+	case Replica:
+		lane = appname.LaneReplica
 	}
-	if name == Replica {
-		pc.ConnConfig.RuntimeParams["application_name"] = replicaAppName(p.cfg.AppName)
+	sharing := d.mode == NoPooler && !p.cfg.NoElastic && lane == ""
+	id := appname.Name{App: p.cfg.AppName, Lane: lane}
+	if sharing {
+		id.Instance = p.instance
 	}
+	appName := id.String()
+	pc.ConnConfig.RuntimeParams["application_name"] = appName
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		// Neither connect_timeout in the URL nor PGCONNECT_TIMEOUT.
 		// pgxpool keeps connecting after the caller has gone, for up to
@@ -201,6 +218,9 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 	// pooler's client slots.
 	if d.mode == NoPooler && p.cfg.YieldAfter > 0 {
 		r.yield.after = p.cfg.YieldAfter
+	}
+	if sharing {
+		r.elastic = newElastic(appName, p.cfg.weights)
 	}
 	r.gens.install(pc)
 	if !slotsOff.Load() {
@@ -403,9 +423,17 @@ func (r *route) giveUp(err error, w *refusals) error {
 // connection holds (hijack.go), the connection is closed instead, so that
 // its slot goes to that connect.
 func (r *route) release(c *pgxpool.Conn) {
-	if r.slots != nil && r.slots.wanted.Load() && r.slots.handOff(c.Conn()) {
+	switch {
+	case r.slots != nil && r.slots.wanted.Load() && r.slots.handOff(c.Conn()):
 		r.closeConn(c)
-	} else {
+	case r.elastic != nil:
+		switch r.onRelease(c) {
+		case releaseAsking:
+			return // askAndRelease gives c and the place back
+		case releaseKeep:
+			c.Release()
+		}
+	default:
 		c.Release()
 	}
 	r.left()
@@ -521,8 +549,11 @@ func (r *route) discard(c *pgxpool.Conn) {
 // pgxpool calls BeforeClose only for connections it closes itself, so this
 // calls it for a hijacked one: the user's hook runs, and the generations
 // forget the connection.
-func (r *route) closeConn(c *pgxpool.Conn) {
-	conn := c.Hijack()
+func (r *route) closeConn(c *pgxpool.Conn) { r.closeHijacked(c.Hijack()) }
+
+// closeHijacked is closeConn for a connection already taken out of the
+// pool.
+func (r *route) closeHijacked(conn *pgx.Conn) {
 	if r.beforeClose != nil {
 		r.beforeClose(conn)
 	}

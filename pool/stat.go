@@ -40,6 +40,17 @@ type RouteStat struct {
 	// ExecMode is the pooled route's exec mode behind a transaction
 	// pooler: chosen by supapool's probe or by the user (execmode.go).
 	ExecMode ExecModeStat
+	// Elastic is true when the route shares a full server with other
+	// instances (elastic.go). ElasticLimit is the connections it keeps to
+	// now, its fair share, while the server is full; 0 when there is
+	// room (no limit but MaxConns). ElasticViews counts its looks at
+	// pg_stat_activity; ElasticClosed counts connections it closed to
+	// give their slots to other instances, and ElasticClosedLastMinute
+	// those of the last 60 seconds: the churn sharing causes.
+	Elastic                     bool
+	ElasticLimit                int32
+	ElasticViews, ElasticClosed int64
+	ElasticClosedLastMinute     int64
 }
 
 // Stat returns a snapshot of the pool's state.
@@ -65,7 +76,7 @@ func (r *route) stat() RouteStat {
 		return RouteStat{}
 	}
 	ps := r.pool.Stat()
-	return RouteStat{
+	s := RouteStat{
 		Mode:          r.mode,
 		MaxConns:      ps.MaxConns(),
 		Cap:           r.gate.limit(),
@@ -78,4 +89,6 @@ func (r *route) stat() RouteStat {
 		StaleRetries:  r.gens.retries.Load(),
 		ExecMode:      r.exec.stat(),
 	}
+	r.elasticStat(&s)
+	return s
 }

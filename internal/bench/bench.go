@@ -6,8 +6,11 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -18,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/supapool/supapool/budget"
 	"github.com/supapool/supapool/pool"
 )
 
@@ -26,7 +30,17 @@ type Result struct {
 	Queries, Errors int64
 	Codes           map[string]int64 // SQLSTATE (or ErrServerFull, other) → count
 	Elapsed         time.Duration
+	// ElasticClosed is the connections supapool's pools closed to share
+	// the server (pool.RouteStat.ElasticClosed), summed over the pools.
+	ElasticClosed int64
 }
+
+// The storms' queries: a cheap one, and one that holds its connection for
+// a millisecond, as a real query does. Both return $1 + 1.
+const (
+	QueryAdd   = "select $1::int + 1"
+	QuerySleep = "select $1::int + 1 from pg_sleep(0.001)"
+)
 
 // QPS is successful queries per second.
 func (r Result) QPS() float64 { return float64(r.Queries-r.Errors) / r.Elapsed.Seconds() }
@@ -49,10 +63,10 @@ type Execer interface {
 // Load runs goroutines × queries of a one-row query on p and counts
 // outcomes.
 func Load(ctx context.Context, p Execer, goroutines, queries int) Result {
-	return loadAll(ctx, []Execer{p}, goroutines, queries)
+	return loadAll(ctx, []Execer{p}, goroutines, queries, QueryAdd)
 }
 
-func loadAll(ctx context.Context, pools []Execer, goroutines, queries int) Result {
+func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql string) Result {
 	var total, failed atomic.Int64
 	var mu sync.Mutex
 	codes := map[string]int64{}
@@ -66,7 +80,7 @@ func loadAll(ctx context.Context, pools []Execer, goroutines, queries int) Resul
 				for q := 0; q < queries; q++ {
 					total.Add(1)
 					var n int
-					if err := p.QueryRow(ctx, "select $1::int + 1", q).Scan(&n); err != nil || n != q+1 {
+					if err := p.QueryRow(ctx, sql, q).Scan(&n); err != nil || n != q+1 {
 						failed.Add(1)
 						mu.Lock()
 						codes[errCode(err)]++
@@ -101,6 +115,40 @@ type Storm struct {
 	Caps func(app string) int32
 	// Plain uses hand-configured pgxpool instead of supapool.
 	Plain bool
+	// Query is the statement each goroutine runs; default QueryAdd.
+	Query string
+	// Budget, when set, is the SUPAPOOL_BUDGET of every supapool pool:
+	// its weights steer elastic sharing, and Caps still sets the caps
+	// (as DATABASE_MAX_CONNS).
+	Budget string
+	// NoElastic turns supapool's elastic sharing off (DATABASE_ELASTIC=off).
+	NoElastic bool
+}
+
+// newPool makes one of the storm's supapool pools the way a service does,
+// from its environment.
+func (s Storm) newPool(ctx context.Context, directURL, app string) (*pool.Pool, error) {
+	env := map[string]string{
+		pool.EnvDirectURL: directURL,
+		pool.EnvAppName:   app,
+		pool.EnvMaxConns:  strconv.Itoa(int(s.Caps(app))),
+		pool.EnvBudget:    s.Budget,
+	}
+	if s.NoElastic {
+		env[pool.EnvElastic] = "off"
+	}
+	cfg, err := pool.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, err
+	}
+	return pool.New(ctx, cfg)
+}
+
+func (s Storm) query() string {
+	if s.Query == "" {
+		return QueryAdd
+	}
+	return s.Query
 }
 
 // RunStorm runs the storm with every pool on directURL (no pooler, as a
@@ -134,14 +182,28 @@ func RunStorm(ctx context.Context, directURL string, s Storm) (res Result, err e
 				pools = append(pools, p)
 				continue
 			}
-			p, err := pool.New(ctx, pool.Config{AppName: name, DirectURL: directURL, MaxConns: s.Caps(name)})
+			p, err := s.newPool(ctx, directURL, name)
 			if err != nil {
 				return Result{}, err
 			}
 			pools = append(pools, p)
 		}
 	}
-	return loadAll(ctx, pools, s.Goroutines, s.Queries), nil
+	res = loadAll(ctx, pools, s.Goroutines, s.Queries, s.query())
+	res.ElasticClosed = elasticClosed(pools)
+	return res, nil
+}
+
+// elasticClosed sums the connections supapool pools closed to share.
+func elasticClosed(pools []Execer) int64 {
+	var n int64
+	for _, p := range pools {
+		if sp, ok := p.(*pool.Pool); ok {
+			st := sp.Stat()
+			n += st.Pooled.ElasticClosed + st.Direct.ElasticClosed
+		}
+	}
+	return n
 }
 
 // drain waits until no backend of a storm app is left on the server.
@@ -264,4 +326,27 @@ func RawListener(ctx context.Context, directURL, channel string, out chan<- stri
 		<-done
 		conn.Close(context.Background())
 	}, nil
+}
+
+// StormSpec is the storm's budget: s.Apps apps (storm_app0, ...) of
+// s.Instances instances each on a server of 60 connections with 3
+// reserved, no pooler, and no direct connections (the storm uses the
+// pooled route only). Its plan gives each instance 2.
+func StormSpec(s Storm) budget.Spec {
+	spec := budget.Spec{Limit: 60, Reserved: 3}
+	for a := 0; a < s.Apps; a++ {
+		spec.Apps = append(spec.Apps, budget.App{Name: "storm_app" + strconv.Itoa(a), Instances: s.Instances})
+	}
+	return spec
+}
+
+// WriteSpec writes spec as a JSON spec file in dir and returns its path,
+// for SUPAPOOL_BUDGET.
+func WriteSpec(dir string, spec budget.Spec) (string, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "budget.json")
+	return path, os.WriteFile(path, b, 0o600)
 }

@@ -56,3 +56,14 @@ const Usable = `(` + MaxConnections + ` - ` + Reserved + `)`
 // transaction-mode pooler with the simple protocol.
 const LoadQuery = `select count(*) filter (where ` + ClientBackend + `), ` + Usable + `
 from pg_stat_activity`
+
+// ClientsByApp returns one row per application_name holding client
+// backends ([ClientBackend]): the name (an empty string for NULL), its
+// backends (an int8), how many of those are hidden from the asking role
+// ([Hidden], an int8), and the server's usable slots ([Usable], an int4,
+// the same on every row). A role without pg_read_all_stats still sees
+// other roles' application_name, so hidden backends are grouped too. Like
+// [LoadQuery] it needs no prepared statement.
+const ClientsByApp = `select coalesce(application_name, ''), count(*), count(*) filter (where ` + Hidden + `), ` + Usable + `
+from pg_stat_activity where ` + ClientBackend + `
+group by 1`

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/supapool/supapool/internal/appname"
 )
 
 // Shutdown says how PostgreSQL stops in [Bed.RestartPostgres].
@@ -122,7 +124,9 @@ func (b *Bed) poolerAdmin(ctx context.Context, cmd string) error {
 // Filter selects client backends in pg_stat_activity. Empty fields match
 // everything.
 type Filter struct {
-	// AppName matches application_name exactly.
+	// AppName matches application_name with any instance id folded
+	// away (internal/appname): "web" matches web and web#k3x9q2 (a
+	// pool's elastic routes), "web/heavy" matches web/heavy#k3x9q2.
 	AppName string
 	// AppPrefix matches application_name by prefix.
 	AppPrefix string
@@ -145,11 +149,18 @@ type Backend struct {
 }
 
 func (f Filter) match(be Backend) bool {
-	return (f.AppName == "" || be.AppName == f.AppName) &&
+	return (f.AppName == "" || be.AppName == f.AppName || withoutInstance(be.AppName) == f.AppName) &&
 		(f.AppPrefix == "" || strings.HasPrefix(be.AppName, f.AppPrefix)) &&
 		(f.State == "" || be.State == f.State) &&
 		(f.QueryPrefix == "" || strings.HasPrefix(be.Query, f.QueryPrefix)) &&
 		(f.User == "" || be.User == f.User)
+}
+
+// withoutInstance is an application_name with its instance id taken off.
+func withoutInstance(name string) string {
+	n := appname.Parse(name)
+	n.Instance = ""
+	return n.String()
 }
 
 // Backends lists the client backends matching f, excluding the one that

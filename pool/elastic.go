@@ -1,0 +1,305 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/supapool/supapool/internal/appname"
+)
+
+// Elastic sharing: instances find their fair share of a full server
+// through the server itself.
+//
+// Every route that connects to PostgreSQL itself (not through a pooler,
+// whose client connections hold no server slot) sends application_name
+// app#instance, one random id per Pool (internal/appname; the monitor
+// folds it back into the app). While the route is busy or the server is
+// nearly full, a release now and then (at most once per viewEvery) keeps
+// its connection for one more small query, on a goroutine of its own so the
+// caller does not wait: client backends per application_name and the
+// server's usable slots (elastic_view.go). From that view it computes its
+// fair share (elastic_share.go): the usable slots, less those held by
+// clients without an instance id and one slot of headroom, divided among
+// the instances holding a backend, weighted by the budget plan when
+// SUPAPOOL_BUDGET names one.
+//
+// When the server is full (pressureFull), the route keeps to its share:
+// its gate does not climb above it (gate.ceil), and connections above it
+// are closed as they are released (never one in use), and idle ones at
+// once. The headroom slot lets an instance that starts meanwhile open its
+// first connection, and so become visible; the others then make room for
+// it at their next look. When the server has room again (pressureRoomy)
+// the limit is lifted and routes may grow to their caps; they then ask
+// only after a refusal, or every spareRecheck while busy.
+
+const (
+	// viewEvery bounds how often a route asks.
+	viewEvery = time.Second
+	// spareRecheck is how often a busy route asks while the server had
+	// slots to spare at its last look and has refused it nothing since.
+	spareRecheck = 5 * time.Second
+	// viewTimeout bounds one question.
+	viewTimeout = time.Second
+	// refusedLately is how long after a refusal a busy route keeps asking
+	// every viewEvery even when its last look found room: the server
+	// refused it, so room there comes and goes.
+	refusedLately = 10 * time.Second
+)
+
+// elastic is a route's elastic-sharing state; nil when the route does not
+// share (through a pooler, or Config.NoElastic).
+type elastic struct {
+	me     instanceKey
+	weight func(app string) int
+
+	asking   atomic.Bool  // a view is being asked: one at a time
+	shedding atomic.Bool  // a release is closing a connection above the share
+	nextAt   atomic.Int64 // UnixNano before which no view is asked
+	spareAt  atomic.Int64 // UnixNano of the last view, or of the route's start
+	pressure atomic.Int32 // a pressure, written by the one asking
+	ceil     atomic.Int32 // the limit the gate keeps to, 0 for none
+	refusals atomic.Int64 // route.retried at the last view
+	refused  atomic.Int64 // UnixNano of the last view that found new refusals
+	views    atomic.Int64
+	closed   atomic.Int64
+
+	// mu guards recent and logged; held for bookkeeping only.
+	mu     sync.Mutex
+	recent minuteCount
+	logged bool // the hidden-backends notice
+}
+
+func newElastic(name string, weights map[string]int) *elastic {
+	n := appname.Parse(name)
+	e := &elastic{
+		me: instanceKey{n.App, n.Instance},
+		weight: func(app string) int {
+			if w, ok := weights[app]; ok {
+				return w
+			}
+			return 1
+		},
+	}
+	// A route busy from the start asks once viewEvery has passed, even
+	// if nothing refused it: it may have taken its cap before the server
+	// filled up.
+	e.spareAt.Store(time.Now().Add(viewEvery - spareRecheck).UnixNano())
+	return e
+}
+
+// releaseAction is what elastic sharing did with a connection given back.
+type releaseAction int
+
+const (
+	releaseKeep   releaseAction = iota // nothing: release it as usual
+	releaseClosed                      // closed it (above the share)
+	releaseAsking                      // asks the server on it, then gives it and the gate place back
+)
+
+// onRelease runs for every connection a gated caller gives back. Its
+// common path is three atomic loads.
+func (r *route) onRelease(c *pgxpool.Conn) releaseAction {
+	e := r.elastic
+	if e.ceil.Load() > 0 && r.shed(c) {
+		return releaseClosed
+	}
+	now := time.Now().UnixNano()
+	if now < e.nextAt.Load() || !r.viewDue(now) || !e.asking.CompareAndSwap(false, true) {
+		return releaseKeep
+	}
+	e.nextAt.Store(now + int64(viewEvery))
+	r.bg.Add(1)
+	go r.askAndRelease(c)
+	return releaseAsking
+}
+
+// viewDue reports whether a route may ask now that viewEvery has passed
+// since its last question: always while the server is full or after a
+// refusal; while the route is busy, every time for refusedLately after a
+// refusal and every spareRecheck otherwise.
+func (r *route) viewDue(now int64) bool {
+	e := r.elastic
+	if pressure(e.pressure.Load()) == pressureFull || r.retried.Load() != e.refusals.Load() {
+		return true
+	}
+	busy := r.gate.nwait.Load() > 0 || r.gate.inUse.Load() >= r.gate.limit()
+	return busy && (now-e.refused.Load() < int64(refusedLately) || now-e.spareAt.Load() >= int64(spareRecheck))
+}
+
+// shed closes c instead of giving it back when the route holds more than
+// its share. One release at a time decides (a try-lock, so that two
+// releases do not both close the last connection above the share).
+func (r *route) shed(c *pgxpool.Conn) bool {
+	e := r.elastic
+	if !e.shedding.CompareAndSwap(false, true) {
+		return false
+	}
+	ceil := e.ceil.Load()
+	over := ceil > 0 && r.established() > ceil && !r.isClosing()
+	var conn *pgx.Conn
+	if over {
+		conn = c.Hijack() // leaves pgxpool's count before the next release looks
+	}
+	e.shedding.Store(false)
+	if over {
+		r.closeHijacked(conn)
+		r.countShed(1)
+	}
+	return over
+}
+
+// askAndRelease asks the server on c, applies the answer, and gives c
+// and its caller's gate place back. It runs on its own goroutine, counted
+// in the Pool's bg, which Close waits for; the question is bounded by
+// viewTimeout.
+func (r *route) askAndRelease(c *pgxpool.Conn) {
+	e := r.elastic
+	defer r.bg.Done()
+	defer e.asking.Store(false)
+	defer r.left()
+	pc := c.Conn().PgConn()
+	if r.isClosing() || pc.IsBusy() || pc.TxStatus() != 'I' {
+		c.Release()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
+	defer cancel()
+	if n := r.retried.Load(); e.refusals.Swap(n) != n {
+		e.refused.Store(time.Now().UnixNano())
+	}
+	v, err := askView(ctx, c.Conn())
+	e.spareAt.Store(time.Now().UnixNano())
+	if err != nil {
+		r.log.Debug("supapool: elastic sharing could not read pg_stat_activity", zap.Error(err))
+		if ctx.Err() != nil {
+			// A question cut short leaves the connection mid-protocol.
+			r.closeConn(c)
+			return
+		}
+		c.Release()
+		return
+	}
+	e.views.Add(1)
+	r.noteHidden(v)
+	r.apply(v, c)
+}
+
+// apply sets the route's limit from view v, asked on c, and gives c back:
+// closed when the route holds more than its limit, released otherwise.
+// Idle connections above the limit are closed too.
+func (r *route) apply(v serverView, c *pgxpool.Conn) {
+	e := r.elastic
+	held := r.established()
+	fs := v.share(e.me, e.weight)
+	// The instance's backends on its other routes (and lanes) count
+	// against its share too.
+	other := max(0, fs.mine-int(held))
+	target := int32(max(fs.share-other, 1))
+	target = max(target, r.pinned.Load()+1)
+	was := pressure(e.pressure.Load())
+	p := was.next(fs.free)
+	e.pressure.Store(int32(p))
+	var ceil int32
+	if p == pressureFull && target < r.gate.max {
+		ceil = target
+	}
+	if old := e.ceil.Swap(ceil); old != ceil || p != was {
+		r.log.Debug("supapool: elastic share",
+			zap.Int32("limit", ceil), zap.Int("share", fs.share), zap.Int("instances", fs.live),
+			zap.Int("free", fs.free), zap.Int("clients", fs.clients), zap.Int32("held", held))
+	}
+	r.gate.setCeil(ceil)
+	if ceil == 0 || held <= ceil || r.isClosing() {
+		c.Release()
+		return
+	}
+	r.closeConn(c)
+	n := int64(1)
+	excess := int(held-1) - int(ceil)
+	if excess > 0 && r.pool.Stat().IdleConns() > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
+		idle := r.pool.AcquireAllIdle(ctx)
+		cancel()
+		for i, ic := range idle {
+			if i < excess {
+				r.closeConn(ic)
+				n++
+			} else {
+				ic.Release()
+			}
+		}
+	}
+	r.countShed(n)
+}
+
+// noteHidden says once, in the log, that the role cannot see every
+// backend's details: they are still counted, by application_name.
+func (r *route) noteHidden(v serverView) {
+	if v.hidden == 0 {
+		return
+	}
+	e := r.elastic
+	e.mu.Lock()
+	first := !e.logged
+	e.logged = true
+	e.mu.Unlock()
+	if first {
+		r.log.Info("supapool: elastic sharing: this role cannot see other roles' backends in full (grant pg_read_all_stats to see them); they are counted by application_name",
+			zap.Int("hidden", v.hidden))
+	}
+}
+
+func (r *route) countShed(n int64) {
+	e := r.elastic
+	e.closed.Add(n)
+	e.mu.Lock()
+	e.recent.add(time.Now(), n)
+	e.mu.Unlock()
+}
+
+// elasticStat fills the route's elastic-sharing figures.
+func (r *route) elasticStat(s *RouteStat) {
+	e := r.elastic
+	if e == nil {
+		return
+	}
+	s.Elastic = true
+	s.ElasticLimit = e.ceil.Load()
+	s.ElasticViews = e.views.Load()
+	s.ElasticClosed = e.closed.Load()
+	e.mu.Lock()
+	s.ElasticClosedLastMinute = e.recent.last(time.Now())
+	e.mu.Unlock()
+}
+
+// minuteCount counts events over the last minute, in one-second buckets.
+type minuteCount struct {
+	sec [60]int64 // the Unix second each bucket counts
+	n   [60]int64
+}
+
+func (m *minuteCount) add(now time.Time, k int64) {
+	s := now.Unix()
+	i := s % 60
+	if m.sec[i] != s {
+		m.sec[i], m.n[i] = s, 0
+	}
+	m.n[i] += k
+}
+
+func (m *minuteCount) last(now time.Time) int64 {
+	s := now.Unix()
+	var sum int64
+	for i := range m.n {
+		if s-m.sec[i] < 60 {
+			sum += m.n[i]
+		}
+	}
+	return sum
+}
