@@ -18,7 +18,7 @@ import (
 func TestSchemaPgBouncerRejectsSearchPath(t *testing.T) {
 	bed := testbed.Start(t)
 	ctx := testCtx(t)
-	conn, err := pgx.Connect(ctx, bed.PooledURL+"&search_path=app_schema")
+	conn, err := pgx.Connect(ctx, testbed.WithParams(bed.PooledURL, "search_path=app_schema"))
 	if err == nil {
 		_ = conn.Close(ctx)
 		t.Fatal("PgBouncer accepted search_path as a startup parameter")
@@ -31,7 +31,7 @@ func TestSchemaPgBouncerRejectsSearchPath(t *testing.T) {
 func TestSchemaOnDirectURLSetsSearchPath(t *testing.T) {
 	bed := testbed.Start(t)
 	ctx := testCtx(t)
-	p, err := pool.New(ctx, pool.Config{AppName: appName(t), DirectURL: bed.DirectURL + "&schema=app_schema"})
+	p, err := pool.New(ctx, pool.Config{AppName: appName(t), DirectURL: testbed.WithParams(bed.DirectURL, "schema=app_schema")})
 	require.NoError(t, err)
 	defer p.Close()
 	var got string

@@ -244,7 +244,7 @@ func TestHijackSlotsTakenError(t *testing.T) {
 	bed := testbed.Start(t)
 	ctx := testCtx(t)
 	p := newPool(t, bed, func(c *pool.Config) {
-		c.DirectURL = bed.DirectURL + "&connect_timeout=1"
+		c.DirectURL = testbed.WithParams(bed.DirectURL, "connect_timeout=1")
 		c.MaxDirectConns = 1
 	})
 	pp, err := p.PgxPool(pool.Direct)

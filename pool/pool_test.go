@@ -29,7 +29,7 @@ func TestSeedPooledURLWorksUnderConcurrency(t *testing.T) {
 	noLeaks(t)
 	bed := testbed.Start(t)
 	ctx := testCtx(t)
-	seedURL := bed.PooledURL + "&pgbouncer=true&connection_limit=40"
+	seedURL := testbed.WithParams(bed.PooledURL, "pgbouncer=true", "connection_limit=40")
 
 	_, err := pgx.Connect(ctx, seedURL)
 	require.Error(t, err, "plain pgx refuses ?pgbouncer=true (this is the problem being solved)")

@@ -66,7 +66,7 @@ var ansi = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
 func TestOnceTable(t *testing.T) {
 	bed := testbed.Start(t)
 	openApp(t, bed.DirectURL, "dash-table-with-a-very-long-application-name", 3)
-	c, err := pgx.Connect(context.Background(), bed.DirectURL+"&application_name=dash-tx")
+	c, err := pgx.Connect(context.Background(), testbed.WithParams(bed.DirectURL, "application_name=dash-tx"))
 	require.NoError(t, err)
 	defer c.Close(context.Background())
 	_, err = c.Exec(context.Background(), "begin; select 1")

@@ -9,11 +9,19 @@
 // postgresql and pgbouncer. With DATABASE_URL (and DATABASE_POOLED_URL) set
 // it uses those servers instead, and skips the part that deliberately
 // overloads the server.
+//
+// The embedded servers come from pool/pooltest, so SUPAPOOL_TEST_BACKEND
+// chooses where they run. With -serve it only starts them, prints the
+// DATABASE_URL and DATABASE_POOLED_URL lines for examples/service, and
+// keeps them up until interrupted:
+//
+//	go run ./examples/quickstart -serve
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,15 +35,40 @@ import (
 
 	"github.com/supapool/supapool/budget"
 	"github.com/supapool/supapool/internal/bench"
-	"github.com/supapool/supapool/internal/testbed"
 	"github.com/supapool/supapool/monitor"
 	"github.com/supapool/supapool/pool"
+	"github.com/supapool/supapool/pool/pooltest"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	serveFlag := flag.Bool("serve", false, "start the embedded servers, print their DATABASE_URL and DATABASE_POOLED_URL lines, and keep them up until interrupted")
+	flag.Parse()
+	if *serveFlag {
+		os.Exit(serve(ctx, os.Stdout))
+	}
 	os.Exit(run(ctx, os.Getenv, os.Stdout))
+}
+
+// serve starts the embedded servers and keeps them up until ctx ends. The
+// URLs it prints carry the throwaway password of servers that exist only
+// while it runs; they are printed on purpose, for examples/service.
+func serve(ctx context.Context, out io.Writer) int {
+	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	srv, err := pooltest.New(startCtx)
+	if err != nil {
+		fmt.Fprintf(out, "quickstart: %v\n", err)
+		return 1
+	}
+	defer srv.Close()
+	fmt.Fprintf(out, "# PostgreSQL (max_connections %d) and PgBouncer in transaction mode are up; Ctrl-C stops them.\n", srv.MaxConnections)
+	fmt.Fprintf(out, "# In another shell: export these, then go run ./examples/service\n")
+	fmt.Fprintf(out, "export %s='%s'\n", pool.EnvDirectURL, srv.DirectURL)
+	fmt.Fprintf(out, "export %s='%s'\n", pool.EnvPooledURL, srv.PooledURL)
+	<-ctx.Done()
+	return 0
 }
 
 // servers are the URLs the demo uses.
@@ -59,7 +92,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) int {
 		say("No %s set: starting an embedded PostgreSQL (max_connections 60, like Supabase Free)", pool.EnvDirectURL)
 		say("and PgBouncer in transaction mode (like Supavisor on port 6543)...")
 		start := time.Now()
-		bed, err := testbed.New(ctx, testbed.Options{MaxConnections: 60})
+		bed, err := pooltest.New(ctx, pooltest.WithMaxConnections(60))
 		if err != nil {
 			return fail(err)
 		}

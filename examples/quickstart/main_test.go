@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The quickstart is the first thing a user runs: it must finish cleanly on
@@ -43,5 +47,49 @@ func TestQuickstartReportsBadURL(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "DATABASE_URL") || strings.Contains(out.String(), "hunter2secret") {
 		t.Errorf("want an error naming DATABASE_URL without the password, got:\n%s", out.String())
+	}
+}
+
+// TestServe proves -serve prints export lines whose URLs answer, and stops
+// the servers when its context ends.
+func TestServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, w := io.Pipe()
+	done := make(chan int, 1)
+	go func() { done <- serve(ctx, w); _ = w.Close() }()
+	urls := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for len(urls) < 2 && sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "export ")
+		if !ok {
+			continue
+		}
+		name, val, _ := strings.Cut(line, "=")
+		urls[name] = strings.Trim(val, "'")
+	}
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exit %d", code)
+		}
+	}()
+	for _, name := range []string{"DATABASE_URL", "DATABASE_POOLED_URL"} {
+		if urls[name] == "" {
+			t.Fatalf("no export line for %s", name)
+		}
+		conn, err := pgx.Connect(ctx, urls[name])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var one int
+		err = conn.QueryRow(ctx, "select 1").Scan(&one)
+		_ = conn.Close(ctx)
+		if err != nil || one != 1 {
+			t.Fatalf("%s: select 1 = %d, %v", name, one, err)
+		}
 	}
 }

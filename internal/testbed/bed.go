@@ -110,7 +110,14 @@ func New(ctx context.Context, opts Options) (*Bed, error) {
 		return nil, fmt.Errorf("testbed: MaxConnections %d is too small: PostgreSQL reserves 3 for superusers", opts.MaxConnections)
 	}
 	if b, ok, err := external(); ok || err != nil {
-		return b, err
+		if err != nil {
+			return nil, err
+		}
+		b.opts = opts
+		if err := b.readMaxConnections(ctx); err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
 
 	bins, err := findBinaries(!opts.NoPooler)
@@ -231,6 +238,21 @@ func (b *Bed) MaxConnections() int { return b.opts.MaxConnections }
 
 // PoolSize is the pooler's server-side pool size.
 func (b *Bed) PoolSize() int { return b.opts.PoolSize }
+
+// readMaxConnections asks external servers for their max_connections.
+func (b *Bed) readMaxConnections(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, b.AdminURL)
+	if err != nil {
+		return fmt.Errorf("testbed: connect to TESTBED_ADMIN_URL (or TESTBED_DIRECT_URL): %w", err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(ctx, "select current_setting('max_connections')::int").Scan(&b.opts.MaxConnections); err != nil {
+		return fmt.Errorf("testbed: read max_connections of the external server: %w", err)
+	}
+	return nil
+}
 
 // external builds a bed from TESTBED_* variables, if set.
 func external() (*Bed, bool, error) {

@@ -26,5 +26,9 @@
 // Setting TESTBED_DIRECT_URL (and optionally TESTBED_POOLED_URL,
 // TESTBED_SESSION_URL, TESTBED_ADMIN_URL) points the bed at servers that
 // already run; fault controls that need to own the processes then return
-// [ErrNoProcessControl], and the testing helpers skip.
+// [ErrNoProcessControl], and the testing helpers skip. TESTBED_ADMIN_URL
+// must log in as a PostgreSQL superuser (tests read every backend in
+// pg_stat_activity, terminate them and create roles); it defaults to
+// TESTBED_DIRECT_URL, which then must be a superuser too. URLs may come
+// with or without a query: tests add parameters with [WithParams].
 package testbed
