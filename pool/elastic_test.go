@@ -49,9 +49,14 @@ func lateJoiner(t *testing.T, noElastic bool) {
 		}
 	}
 	time.Sleep(3 * time.Second) // the crowd fills the server and settles
-	clients, err := bed.Count(ctx, testbed.Filter{AppPrefix: "late"})
-	require.NoError(t, err)
-	t.Logf("the crowd holds %d backends", clients)
+	// Only a report: while 27 pools reconnect, backends still logging in
+	// can hold every slot, the superuser's reserved ones included, so the
+	// count's own connection may be refused (53300).
+	if clients, err := bed.Count(ctx, testbed.Filter{AppPrefix: "late"}); err == nil {
+		t.Logf("the crowd holds %d backends", clients)
+	} else {
+		t.Logf("could not count the crowd: %v", err)
+	}
 
 	start := time.Now()
 	p, err := pool.New(ctx, pool.Config{AppName: "late6", DirectURL: bed.DirectURL, MaxConns: 4})
