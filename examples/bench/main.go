@@ -4,6 +4,7 @@
 //
 //	go run ./examples/bench          # about two minutes
 //	go run ./examples/bench -quick   # smaller loads, for a smoke test
+//	go run ./examples/bench -steps pgbench -cpuprofile cpu.out
 //
 // It starts its own PostgreSQL (max_connections 60) and transaction-mode
 // PgBouncer with internal/testbed, so it needs the Debian packages
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -61,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small loads (a smoke test, not numbers to quote)")
 	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, execmode, storms, listener, monitor, heavy, pgbench); default all")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (supapool's side; pgbench is another process) to `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -90,6 +93,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer bed.Close()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench: -cpuprofile:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench: -cpuprofile:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Fprintln(stdout, "| measurement | supapool | baseline | ratio |")
 	fmt.Fprintln(stdout, "|---|---|---|---|")
 	for _, step := range steps {
