@@ -4,6 +4,7 @@
 //
 //	go run ./examples/bench          # about two minutes
 //	go run ./examples/bench -quick   # smaller loads, for a smoke test
+//	go run ./examples/bench -steps pgbench -cpuprofile cpu.out
 //
 // It starts its own PostgreSQL (max_connections 60) and transaction-mode
 // PgBouncer with internal/testbed, so it needs the Debian packages
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +44,8 @@ type sizes struct {
 	polls                       int
 	heavyRounds                 int
 	heavyFor, heavySleep        time.Duration
+	pgbenchRounds               int
+	pgbenchFor                  time.Duration
 }
 
 // step is one group of rows in the table.
@@ -51,20 +55,21 @@ type step struct {
 }
 
 var steps = []step{
-	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane},
+	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane}, {"pgbench", pgbenchCeiling},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small loads (a smoke test, not numbers to quote)")
-	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, execmode, storms, listener, monitor, heavy); default all")
+	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, execmode, storms, listener, monitor, heavy, pgbench); default all")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (supapool's side; pgbench is another process) to `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 9, notifications: 5000, listenRounds: 5, polls: 200, heavyRounds: 5, heavyFor: 3 * time.Second, heavySleep: 2 * time.Second}
+	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 9, notifications: 5000, listenRounds: 5, polls: 200, heavyRounds: 5, heavyFor: 3 * time.Second, heavySleep: 2 * time.Second, pgbenchRounds: 5, pgbenchFor: 4 * time.Second}
 	if *quick {
-		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20, heavyRounds: 1, heavyFor: 500 * time.Millisecond, heavySleep: 200 * time.Millisecond}
+		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20, heavyRounds: 1, heavyFor: 500 * time.Millisecond, heavySleep: 200 * time.Millisecond, pgbenchRounds: 3, pgbenchFor: time.Second}
 	}
 	want := map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {
@@ -74,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for name := range want {
 		if !slices.ContainsFunc(steps, func(s step) bool { return s.name == name }) {
-			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected queryrow, modes, storms, listener, monitor or heavy\n", name)
+			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected queryrow, modes, storms, listener, monitor, heavy or pgbench\n", name)
 			return 2
 		}
 	}
@@ -88,6 +93,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer bed.Close()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench: -cpuprofile:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench: -cpuprofile:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Fprintln(stdout, "| measurement | supapool | baseline | ratio |")
 	fmt.Fprintln(stdout, "|---|---|---|---|")
 	for _, step := range steps {
