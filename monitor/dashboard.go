@@ -85,14 +85,5 @@ func (m *Monitor) serveHistory(w http.ResponseWriter, r *http.Request) {
 		History
 		Interval float64 `json:"interval_seconds"`
 	}{h, h.Interval.Seconds()})
-	if err != nil {
-		http.Error(w, "monitor: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method == http.MethodHead {
-		return
-	}
-	_, _ = w.Write(append(body, '\n'))
+	writeJSON(w, r, body, err)
 }

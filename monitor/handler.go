@@ -16,15 +16,21 @@ func (m *Monitor) Handler() http.Handler {
 			return
 		}
 		body, err := json.MarshalIndent(m.Snapshot(), "", "  ")
-		if err != nil {
-			http.Error(w, "monitor: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if r.Method == http.MethodHead {
-			return
-		}
-		_, _ = w.Write(append(body, '\n'))
+		writeJSON(w, r, body, err)
 	})
+}
+
+// writeJSON answers with body, uncached; HEAD gets the headers only. It
+// is the one writer of the monitor's JSON responses.
+func writeJSON(w http.ResponseWriter, r *http.Request, body []byte, err error) {
+	if err != nil {
+		http.Error(w, "monitor: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(append(body, '\n'))
 }

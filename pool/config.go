@@ -291,12 +291,8 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if err := applyBudget(&c, get(EnvBudget)); err != nil {
 		return Config{}, err
 	}
-	if v := get(EnvHeavyTimeout); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("pool: %s, expected a positive duration such as 60s or 5m", setTo(EnvHeavyTimeout, v))
-		}
-		c.HeavyTimeout = d
+	if err := envDuration(get, EnvHeavyTimeout, "60s or 5m", &c.HeavyTimeout); err != nil {
+		return Config{}, err
 	}
 	if v := get(EnvReplicaURL); v != "" {
 		for i, u := range strings.Split(v, ",") {
@@ -306,12 +302,8 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			c.ReplicaURLs = append(c.ReplicaURLs, u)
 		}
 	}
-	if v := get(EnvMaxReplicaLag); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("pool: %s, expected a positive duration such as 5s", setTo(EnvMaxReplicaLag, v))
-		}
-		c.MaxReplicaLag = d
+	if err := envDuration(get, EnvMaxReplicaLag, "5s", &c.MaxReplicaLag); err != nil {
+		return Config{}, err
 	}
 	if v := get(EnvElastic); v != "" {
 		switch strings.ToLower(v) {
@@ -355,6 +347,21 @@ func setTo(name, v string) string {
 		return name + "=" + shown
 	}
 	return name + " holds " + shown
+}
+
+// envDuration sets *d from the variable name when it is set: a positive
+// Go duration, such as example.
+func envDuration(get func(string) string, name, example string, d *time.Duration) error {
+	v := get(name)
+	if v == "" {
+		return nil
+	}
+	x, err := time.ParseDuration(v)
+	if err != nil || x <= 0 {
+		return fmt.Errorf("pool: %s, expected a positive duration such as %s", setTo(name, v), example)
+	}
+	*d = x
+	return nil
 }
 
 // checkAppName refuses an application name that is a connection string

@@ -104,27 +104,11 @@ func (b *Bed) StartTrixieBouncer(ctx context.Context, maxPrepared int) (*TrixieB
 			return nil, err
 		}
 		tb.render = func(maxPrepared int) string {
-			return fmt.Sprintf(`[databases]
-* = host=127.0.0.1 port=%s
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = %d
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = %s
-pool_mode = transaction
-default_pool_size = %d
-max_client_conn = %d
-max_prepared_statements = %d
-server_reset_query = DISCARD ALL
-server_login_retry = 1
-ignore_startup_parameters = extra_float_digits
-admin_users = %s
-logfile = %s
-log_connections = 0
-log_disconnections = 0
-`, app.Port(), port, filepath.Join(dir, "users"), b.PoolSize(), DefaultMaxClientConn, maxPrepared, AdminUser, logPath)
+			return bouncerINI(bouncerConf{
+				pgPort: app.Port(), port: port, authFile: filepath.Join(dir, "users"), mode: "transaction",
+				poolSize: b.PoolSize(), maxClientConn: DefaultMaxClientConn, logPath: logPath,
+				extra: fmt.Sprintf("max_prepared_statements = %d\n", maxPrepared),
+			})
 		}
 		if err := cred.writeFile(tb.ini, tb.render(maxPrepared), 0o600); err != nil {
 			tb.Close()

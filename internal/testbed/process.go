@@ -242,16 +242,7 @@ func startPostgres(ctx context.Context, b *Bed, bins binaries, adminPW string) (
 				"-c", "log_min_messages=warning",
 				"-c", "log_connections=off",
 			)
-			logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-			if err != nil {
-				return nil, fmt.Errorf("testbed: %w", err)
-			}
-			defer logf.Close()
-			cmd.Stdout, cmd.Stderr = logf, logf
-			if err := cmd.Start(); err != nil {
-				return nil, fmt.Errorf("testbed: start postgres: %w", err)
-			}
-			return cmd, nil
+			return startLogged(cmd, s.logPath, "postgres")
 		}
 		if err := s.launch(ctx); err != nil {
 			return nil, err
@@ -302,26 +293,10 @@ func startBouncer(ctx context.Context, b *Bed, bins binaries, mode string, users
 			return nil, err
 		}
 		s.port = port
-		ini := fmt.Sprintf(`[databases]
-* = host=127.0.0.1 port=%d
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = %d
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = %s
-pool_mode = %s
-default_pool_size = %d
-max_client_conn = %d
-server_reset_query = DISCARD ALL
-server_login_retry = 1
-ignore_startup_parameters = extra_float_digits
-admin_users = %s
-logfile = %s
-log_connections = 0
-log_disconnections = 0
-`, b.pg.port, port, base+".users", mode, b.opts.PoolSize, b.opts.MaxClientConn, AdminUser, s.logPath)
+		ini := bouncerINI(bouncerConf{
+			pgPort: strconv.Itoa(b.pg.port), port: port, authFile: base + ".users", mode: mode,
+			poolSize: b.opts.PoolSize, maxClientConn: b.opts.MaxClientConn, logPath: s.logPath,
+		})
 		if err := b.cred.writeFile(base+".ini", ini, 0o600); err != nil {
 			return nil, err
 		}
@@ -393,4 +368,55 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// startLogged starts cmd with its output appended to logPath; what names
+// it in the error.
+func startLogged(cmd *exec.Cmd, logPath, what string) (*exec.Cmd, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("testbed: start %s: %w", what, err)
+	}
+	return cmd, nil
+}
+
+// bouncerConf is what differs between the bed's PgBouncers.
+type bouncerConf struct {
+	pgPort        string // PostgreSQL's port
+	port          int    // PgBouncer's own
+	authFile      string
+	mode          string // pool_mode
+	poolSize      int
+	maxClientConn int
+	logPath       string
+	extra         string // more [pgbouncer] lines, each ending in a newline
+}
+
+// bouncerINI is the one configuration of every PgBouncer the bed runs.
+func bouncerINI(c bouncerConf) string {
+	return fmt.Sprintf(`[databases]
+* = host=127.0.0.1 port=%s
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = %s
+pool_mode = %s
+default_pool_size = %d
+max_client_conn = %d
+%sserver_reset_query = DISCARD ALL
+server_login_retry = 1
+ignore_startup_parameters = extra_float_digits
+admin_users = %s
+logfile = %s
+log_connections = 0
+log_disconnections = 0
+`, c.pgPort, c.port, c.authFile, c.mode, c.poolSize, c.maxClientConn, c.extra, AdminUser, c.logPath)
 }

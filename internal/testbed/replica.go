@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -82,16 +81,7 @@ func (b *Bed) StartReplica(ctx context.Context) (*Replica, error) {
 				"-c", "shared_buffers=32MB",
 				"-c", "log_min_messages=warning",
 			)
-			logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-			if err != nil {
-				return nil, fmt.Errorf("testbed: %w", err)
-			}
-			defer logf.Close()
-			cmd.Stdout, cmd.Stderr = logf, logf
-			if err := cmd.Start(); err != nil {
-				return nil, fmt.Errorf("testbed: start replica: %w", err)
-			}
-			return cmd, nil
+			return startLogged(cmd, s.logPath, "replica")
 		}
 		if err := s.launch(ctx); err != nil {
 			return nil, err
