@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/testcontainers/testcontainers-go"
 )
 
 // Options say what servers to start. The zero value starts PostgreSQL with
@@ -36,6 +37,13 @@ type Options struct {
 
 	// NoPooler starts PostgreSQL alone; PooledURL is then empty.
 	NoPooler bool
+
+	// Backend is where the servers come from: "local", "docker" or
+	// "external". Empty: the SUPAPOOL_TEST_BACKEND variable, else
+	// external when TESTBED_DIRECT_URL is set, else docker when an
+	// engine answers and the images are present or can be pulled, else
+	// local.
+	Backend string
 
 	// Logf receives progress lines. Default: discard.
 	Logf func(format string, args ...any)
@@ -80,9 +88,12 @@ type Bed struct {
 	SocketURL string
 
 	opts    Options
+	backend string // local, docker or external
 	dir     string
 	cred    *credential
 	adminPW string
+	docker  *testcontainers.DockerClient // the Docker backend's client; nil on the others
+	images  Images                       // the Docker backend's images
 
 	mu       sync.Mutex
 	pg       *server
@@ -109,7 +120,12 @@ func New(ctx context.Context, opts Options) (*Bed, error) {
 	if opts.MaxConnections < 5 {
 		return nil, fmt.Errorf("testbed: MaxConnections %d is too small: PostgreSQL reserves 3 for superusers", opts.MaxConnections)
 	}
-	if b, ok, err := external(); ok || err != nil {
+	backend, err := chooseBackend(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if backend == BackendExternal {
+		b, err := external()
 		if err != nil {
 			return nil, err
 		}
@@ -119,22 +135,24 @@ func New(ctx context.Context, opts Options) (*Bed, error) {
 		}
 		return b, nil
 	}
-
-	bins, err := findBinaries(!opts.NoPooler)
-	if err != nil {
-		return nil, err
+	b := &Bed{opts: opts, backend: backend}
+	var bins binaries
+	if backend == BackendDocker {
+		b.docker, b.images = docker.cli, ImagesFromEnv()
+		b.cred = &credential{}
+	} else {
+		if bins, err = findBinaries(!opts.NoPooler); err != nil {
+			return nil, err
+		}
+		if b.cred, err = serverUser(); err != nil {
+			return nil, err
+		}
 	}
-	cred, err := serverUser()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "supapool-testbed-")
-	if err != nil {
+	if b.dir, err = os.MkdirTemp("", "supapool-testbed-"); err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
-	b := &Bed{opts: opts, dir: dir, cred: cred}
-	if err := cred.own(dir); err != nil {
-		_ = os.RemoveAll(dir)
+	if err := b.cred.own(b.dir); err != nil {
+		_ = os.RemoveAll(b.dir)
 		return nil, err
 	}
 	start := time.Now()
@@ -142,13 +160,19 @@ func New(ctx context.Context, opts Options) (*Bed, error) {
 		b.Close()
 		return nil, err
 	}
-	opts.Logf("testbed: PostgreSQL (max_connections=%d) and PgBouncer ready in %s", opts.MaxConnections, time.Since(start).Round(time.Millisecond))
+	opts.Logf("testbed: PostgreSQL (max_connections=%d) and PgBouncer ready in %s (%s backend)", opts.MaxConnections, time.Since(start).Round(time.Millisecond), backend)
 	return b, nil
 }
 
 func (b *Bed) start(ctx context.Context, bins binaries) error {
 	appPW, adminPW := randomPassword(), randomPassword()
-	pg, err := startPostgres(ctx, b, bins, adminPW)
+	var pg *server
+	var err error
+	if b.docker != nil {
+		pg, err = startPostgresContainer(ctx, b, adminPW)
+	} else {
+		pg, err = startPostgres(ctx, b, bins, adminPW)
+	}
 	if err != nil {
 		return err
 	}
@@ -158,11 +182,15 @@ func (b *Bed) start(ctx context.Context, bins binaries) error {
 		return err
 	}
 	b.DirectURL = makeURL(AppUser, appPW, pg.port, Database)
+	sockDir := b.dir
+	if b.docker != nil {
+		sockDir = filepath.Join(b.dir, "sock")
+	}
 	b.SocketURL = (&url.URL{
 		Scheme:   "postgres",
 		User:     url.UserPassword(AppUser, appPW),
 		Path:     "/" + Database,
-		RawQuery: url.Values{"host": {b.dir}, "port": {strconv.Itoa(pg.port)}}.Encode(),
+		RawQuery: url.Values{"host": {sockDir}, "port": {strconv.Itoa(pg.port)}}.Encode(),
 	}).String()
 	b.adminPW = adminPW
 	if b.opts.NoPooler {
@@ -174,7 +202,12 @@ func (b *Bed) start(ctx context.Context, bins binaries) error {
 		modes = append(modes, "session")
 	}
 	for _, mode := range modes {
-		bn, err := startBouncer(ctx, b, bins, mode, users)
+		var bn *server
+		if b.docker != nil {
+			bn, err = startBouncerContainer(ctx, b, mode, users)
+		} else {
+			bn, err = startBouncer(ctx, b, bins, mode, users)
+		}
 		if err != nil {
 			return err
 		}
@@ -220,15 +253,18 @@ func (b *Bed) Close() {
 	}
 	b.closed = true
 	for _, bn := range b.bouncers {
-		bn.stop(stopFast)
+		bn.close()
 	}
 	if b.pg != nil {
-		b.pg.stop(stopFast)
+		b.pg.close()
 	}
 	if b.dir != "" {
 		_ = os.RemoveAll(b.dir)
 	}
 }
+
+// Backend is where the bed's servers come from: local, docker or external.
+func (b *Bed) Backend() string { return b.backend }
 
 // Dir is the bed's temporary directory (server logs live there).
 func (b *Bed) Dir() string { return b.dir }
@@ -254,13 +290,11 @@ func (b *Bed) readMaxConnections(ctx context.Context) error {
 	return nil
 }
 
-// external builds a bed from TESTBED_* variables, if set.
-func external() (*Bed, bool, error) {
+// external builds a bed from TESTBED_* variables.
+func external() (*Bed, error) {
 	direct := os.Getenv("TESTBED_DIRECT_URL")
-	if direct == "" {
-		return nil, false, nil
-	}
 	b := &Bed{
+		backend:    BackendExternal,
 		DirectURL:  direct,
 		PooledURL:  os.Getenv("TESTBED_POOLED_URL"),
 		SessionURL: os.Getenv("TESTBED_SESSION_URL"),
@@ -274,11 +308,11 @@ func external() (*Bed, bool, error) {
 			continue
 		}
 		if _, err := pgx.ParseConfig(v); err != nil {
-			return nil, true, fmt.Errorf("testbed: %s is not a valid PostgreSQL URL", name)
+			return nil, fmt.Errorf("testbed: %s is not a valid PostgreSQL URL", name)
 		}
 	}
 	b.closed = true // nothing of ours to stop
-	return b, true, nil
+	return b, nil
 }
 
 func makeURL(user, password string, port int, db string) string {

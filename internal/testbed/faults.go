@@ -50,7 +50,19 @@ func (b *Bed) StartPostgres(ctx context.Context) error {
 	if b.pg.running() {
 		return nil
 	}
-	return b.restartPostgres(ctx)
+	return relaunch(ctx, b.pg, b.AdminURL)
+}
+
+// relaunch starts a stopped server again on its port and waits until
+// readyURL answers.
+func relaunch(ctx context.Context, s *server, readyURL string) error {
+	if err := s.launch(ctx); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, s, readyURL); err != nil {
+		return fmt.Errorf("testbed: %s did not restart: %w%s", s.name, err, s.logTail(10))
+	}
+	return nil
 }
 
 // RestartPostgres stops PostgreSQL with the given shutdown mode and starts
@@ -85,13 +97,52 @@ func (b *Bed) StartPooler(ctx context.Context) error {
 	if s.running() {
 		return nil
 	}
-	if err := s.launch(ctx); err != nil {
-		return err
+	return relaunch(ctx, s, b.PooledURL)
+}
+
+// HangPostgres freezes PostgreSQL, every backend included (SIGSTOP to its
+// process group locally, docker pause in a container): connections stay
+// open and nothing answers, as when a host stalls, until [Bed.ResumePostgres].
+func (b *Bed) HangPostgres() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pg == nil {
+		return ErrNoProcessControl
 	}
-	if err := waitReady(ctx, s, b.PooledURL); err != nil {
-		return fmt.Errorf("testbed: pgbouncer did not restart: %w%s", err, logTail(s.logPath, 10))
+	return b.pg.hang()
+}
+
+// ResumePostgres ends a [Bed.HangPostgres].
+func (b *Bed) ResumePostgres() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pg == nil {
+		return ErrNoProcessControl
 	}
-	return nil
+	return b.pg.resume()
+}
+
+// HangPooler freezes the transaction-mode PgBouncer (SIGSTOP locally,
+// docker pause in a container): clients' connections stay open, new ones
+// are not answered, until [Bed.ResumeHungPooler]. Unlike [Bed.PausePooler]
+// (PgBouncer's own PAUSE) nothing of PgBouncer runs meanwhile.
+func (b *Bed) HangPooler() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.bouncers) == 0 {
+		return ErrNoProcessControl
+	}
+	return b.bouncers[0].hang()
+}
+
+// ResumeHungPooler ends a [Bed.HangPooler].
+func (b *Bed) ResumeHungPooler() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.bouncers) == 0 {
+		return ErrNoProcessControl
+	}
+	return b.bouncers[0].resume()
 }
 
 // PausePooler sends PAUSE to the transaction-mode PgBouncer's admin

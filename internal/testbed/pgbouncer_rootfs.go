@@ -7,16 +7,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/testcontainers/testcontainers-go"
+
 	"github.com/supapool/supapool/internal/rootfs"
 )
 
-// TrixieBouncer is a transaction-mode PgBouncer from Debian trixie (1.24)
+// TrixieBouncer is a transaction-mode PgBouncer from Debian trixie (1.24,
+// or on the Docker backend the image EnvPgBouncerPreparedImage names)
 // in front of a Bed's PostgreSQL, beside the bed's own bookworm PgBouncer
 // (1.18). It supports protocol-level named prepared statements in
 // transaction mode when max_prepared_statements is above 0.
@@ -32,10 +35,8 @@ type TrixieBouncer struct {
 	URL string
 
 	dir      string
-	ini      string
 	adminURL string
-	render   func(maxPrepared int) string
-	cred     *credential
+	setMax   func(ctx context.Context, n int) error // writes max_prepared_statements where PgBouncer reads it
 
 	mu  sync.Mutex // guards srv's restarts and Close
 	srv *server
@@ -49,10 +50,6 @@ var trixieSpec = rootfs.Spec{Suite: "trixie", Packages: []string{"pgbouncer"}}
 // turns named statement support off). It builds the root filesystem on
 // first use (tens of seconds, then cached). The caller must Close it.
 func (b *Bed) StartTrixieBouncer(ctx context.Context, maxPrepared int) (*TrixieBouncer, error) {
-	root, err := rootfs.Dir(ctx, trixieSpec)
-	if err != nil {
-		return nil, fmt.Errorf("testbed: trixie pgbouncer: %w", err)
-	}
 	app, err := url.Parse(b.DirectURL)
 	if err != nil {
 		return nil, fmt.Errorf("testbed: DirectURL: %w", err)
@@ -63,9 +60,11 @@ func (b *Bed) StartTrixieBouncer(ctx context.Context, maxPrepared int) (*TrixieB
 	}
 	appPW, _ := app.User.Password()
 	adminPW, _ := admin.User.Password()
-	cred, err := serverUser()
-	if err != nil {
-		return nil, err
+	cred := &credential{}
+	if b.docker == nil {
+		if cred, err = serverUser(); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := os.MkdirTemp("", "supapool-pgbouncer-trixie-")
 	if err != nil {
@@ -75,80 +74,103 @@ func (b *Bed) StartTrixieBouncer(ctx context.Context, maxPrepared int) (*TrixieB
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	tb := &TrixieBouncer{dir: dir, ini: filepath.Join(dir, "pgbouncer.ini"), cred: cred}
-	users := fmt.Sprintf("%q %q\n%q %q\n", AppUser, appPW, AdminUser, adminPW)
-	if err := cred.writeFile(filepath.Join(dir, "users"), users, 0o600); err != nil {
+	tb := &TrixieBouncer{dir: dir}
+	users := map[string]string{AppUser: appPW, AdminUser: adminPW}
+	var srv *server
+	if b.docker != nil {
+		srv, err = tb.startContainer(ctx, b, users, maxPrepared)
+	} else {
+		srv, err = tb.startProcess(ctx, b, cred, users, app.Port(), maxPrepared)
+	}
+	if err != nil {
 		tb.Close()
+		return nil, err
+	}
+	tb.mu.Lock()
+	tb.srv = srv
+	tb.mu.Unlock()
+	tb.URL = makeURL(AppUser, appPW, srv.port, Database)
+	tb.adminURL = makeURL(AdminUser, adminPW, srv.port, "pgbouncer")
+	return tb, nil
+}
+
+func (t *TrixieBouncer) startProcess(ctx context.Context, b *Bed, cred *credential, users map[string]string, pgPort string, maxPrepared int) (*server, error) {
+	root, err := rootfs.Dir(ctx, trixieSpec)
+	if err != nil {
+		return nil, fmt.Errorf("testbed: trixie pgbouncer: %w", err)
+	}
+	ini := filepath.Join(t.dir, "pgbouncer.ini")
+	if err := cred.writeFile(filepath.Join(t.dir, "users"), userlist(users), 0o600); err != nil {
 		return nil, err
 	}
 	// The cache may sit where the server user cannot reach (root's
 	// home): hard links (a copy across file systems) of the binary and
 	// its libraries in the bouncer's own directory can be reached, and
 	// writing beside them changes nothing in the shared tree.
-	libs := filepath.Join(dir, "lib")
-	bin := filepath.Join(dir, "pgbouncer")
+	libs := filepath.Join(t.dir, "lib")
+	bin := filepath.Join(t.dir, "pgbouncer")
 	for _, cp := range [][2]string{{filepath.Join(root, "usr", "lib", "x86_64-linux-gnu"), libs}, {filepath.Join(root, "usr", "sbin", "pgbouncer"), bin}} {
 		if out, err := exec.CommandContext(ctx, "cp", "-al", cp[0], cp[1]).CombinedOutput(); err != nil {
 			if out2, err2 := exec.CommandContext(ctx, "cp", "-a", cp[0], cp[1]).CombinedOutput(); err2 != nil {
-				tb.Close()
 				return nil, fmt.Errorf("testbed: trixie pgbouncer: copy %s: %v: %s%s", cp[0], err2, out, out2)
 			}
 		}
 	}
 	loader := filepath.Join(libs, "ld-linux-x86-64.so.2")
-	logPath := filepath.Join(dir, "pgbouncer.log")
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			tb.Close()
-			return nil, err
-		}
-		tb.render = func(maxPrepared int) string {
+	logPath := filepath.Join(t.dir, "pgbouncer.log")
+	return startOnFreePort(ctx, "trixie pgbouncer", func(port int) (runner, error) {
+		render := func(maxPrepared int) string {
 			return bouncerINI(bouncerConf{
-				pgPort: app.Port(), port: port, authFile: filepath.Join(dir, "users"), mode: "transaction",
+				pgPort: pgPort, port: port, authFile: filepath.Join(t.dir, "users"), mode: "transaction",
 				poolSize: b.PoolSize(), maxClientConn: DefaultMaxClientConn, logPath: logPath,
 				extra: fmt.Sprintf("max_prepared_statements = %d\n", maxPrepared),
 			})
 		}
-		if err := cred.writeFile(tb.ini, tb.render(maxPrepared), 0o600); err != nil {
-			tb.Close()
+		t.setMax = func(ctx context.Context, n int) error { return cred.writeFile(ini, render(n), 0o600) }
+		if err := t.setMax(ctx, maxPrepared); err != nil {
 			return nil, err
 		}
-		srv := &server{name: "pgbouncer-trixie", port: port, logPath: logPath}
-		srv.restart = func(context.Context) (*exec.Cmd, error) {
-			cmd := cred.command(loader, "--library-path", libs, bin, tb.ini)
+		return &process{logPath: logPath, command: func(context.Context) (*exec.Cmd, error) {
+			cmd := cred.command(loader, "--library-path", libs, bin, ini)
 			if err := cmd.Start(); err != nil {
 				return nil, fmt.Errorf("testbed: start trixie pgbouncer: %w", err)
 			}
 			return cmd, nil
-		}
-		if err := srv.launch(ctx); err != nil {
-			tb.Close()
-			return nil, err
-		}
-		tb.mu.Lock()
-		tb.srv = srv
-		tb.mu.Unlock()
-		tb.URL = makeURL(AppUser, appPW, port, Database)
-		tb.adminURL = makeURL(AdminUser, adminPW, port, "pgbouncer")
-		err = waitReady(ctx, srv, tb.URL)
-		if err == nil {
-			return tb, nil
-		}
-		srv.stop(stopFast)
-		if attempt < startAttempts && strings.Contains(logTail(logPath, 5), "Address already in use") {
-			continue
-		}
-		tb.Close()
-		return nil, fmt.Errorf("testbed: trixie pgbouncer did not start: %w%s", err, logTail(logPath, 10))
+		}}, nil
+	}, func(port int) string { return makeURL(AppUser, users[AppUser], port, Database) })
+}
+
+func (t *TrixieBouncer) startContainer(ctx context.Context, b *Bed, users map[string]string, maxPrepared int) (*server, error) {
+	if err := ensureImage(ctx, b.docker, b.images.PgBouncerPrepared); err != nil {
+		return nil, fmt.Errorf("testbed: trixie pgbouncer: %w", err)
 	}
+	auth := filepath.Join(t.dir, "users")
+	if err := writeUserlist(auth, users); err != nil {
+		return nil, err
+	}
+	return startOnFreePort(ctx, "pgbouncer "+b.images.PgBouncerPrepared, func(port int) (runner, error) {
+		env := bouncerEnv(b, port, "transaction", b.PoolSize())
+		env["MAX_CLIENT_CONN"] = strconv.Itoa(DefaultMaxClientConn)
+		env["MAX_PREPARED_STATEMENTS"] = strconv.Itoa(maxPrepared)
+		run := newContainerRun(b.docker, testcontainers.ContainerRequest{
+			Image:              b.images.PgBouncerPrepared,
+			Env:                env,
+			HostConfigModifier: hostNetwork(auth + ":/etc/pgbouncer/userlist.txt:ro"),
+		})
+		// The entrypoint wrote the setting into the container's file.
+		t.setMax = func(ctx context.Context, n int) error {
+			_, err := run.exec(ctx, "sed", "-i", fmt.Sprintf("s/^max_prepared_statements = .*/max_prepared_statements = %d/", n), "/etc/pgbouncer/pgbouncer.ini")
+			return err
+		}
+		return run, nil
+	}, func(port int) string { return makeURL(AppUser, users[AppUser], port, Database) })
 }
 
 // SetMaxPreparedStatements rewrites the configuration with a new
 // max_prepared_statements and has the running PgBouncer RELOAD it, as an
 // operator reconfiguring a pooler under a running application would.
 func (t *TrixieBouncer) SetMaxPreparedStatements(ctx context.Context, n int) error {
-	if err := t.cred.writeFile(t.ini, t.render(n), 0o600); err != nil {
+	if err := t.setMax(ctx, n); err != nil {
 		return err
 	}
 	return t.Admin(ctx, "RELOAD")
@@ -208,7 +230,7 @@ func (t *TrixieBouncer) Close() {
 	t.srv = nil
 	t.mu.Unlock()
 	if srv != nil {
-		srv.stop(stopFast)
+		srv.close()
 	}
 	_ = os.RemoveAll(t.dir)
 }

@@ -142,55 +142,41 @@ const (
 	stopImmediate                 // SIGQUIT: PostgreSQL's immediate shutdown
 )
 
-// server is one running process that we started.
-type server struct {
-	name    string
-	port    int
+// process runs a server as a local process of the server user.
+type process struct {
 	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	restart func(ctx context.Context) (*exec.Cmd, error)
+	command func(ctx context.Context) (*exec.Cmd, error) // starts one run
+	cmd     *exec.Cmd                                    // the current run
 }
 
-func (s *server) launch(ctx context.Context) error {
-	cmd, err := s.restart(ctx)
+func (p *process) start(ctx context.Context) (func(), error) {
+	cmd, err := p.command(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.cmd = cmd
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(cmd, s.done)
+	p.cmd = cmd
+	return func() { _ = cmd.Wait() }, nil
+}
+
+func (p *process) signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// kill and freeze act on the process group: the server and its children.
+func (p *process) kill() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
+
+func (p *process) freeze(on bool) error {
+	sig := syscall.SIGCONT
+	if on {
+		sig = syscall.SIGSTOP
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("testbed: %s the process group of pid %d: %w", sig, p.cmd.Process.Pid, err)
+	}
 	return nil
 }
 
-func (s *server) running() bool {
-	if s.cmd == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
-}
+func (p *process) logTail(n int) string { return logTail(p.logPath, n) }
 
-func (s *server) stop(mode stopMode) {
-	if !s.running() {
-		return
-	}
-	sig := syscall.SIGINT
-	if mode == stopImmediate {
-		sig = syscall.SIGQUIT
-	}
-	_ = s.cmd.Process.Signal(sig)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-	}
-}
+func (p *process) remove() {}
 
 // freePort asks the kernel for a loopback port that is free right now. A
 // server may still lose the race for it, so callers retry on bind errors.
@@ -203,135 +189,111 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-const startAttempts = 5
-
-func startPostgres(ctx context.Context, b *Bed, bins binaries, adminPW string) (*server, error) {
-	data := filepath.Join(b.dir, "pgdata")
+// initPostgres makes the bed's data directory with initdb.
+func initPostgres(b *Bed, bins binaries, adminPW string) (data string, err error) {
+	data = filepath.Join(b.dir, "pgdata")
 	pwfile := filepath.Join(b.dir, "pwfile")
 	if err := b.cred.writeFile(pwfile, adminPW+"\n", 0o600); err != nil {
-		return nil, err
+		return "", err
 	}
-	initLog := filepath.Join(b.dir, "initdb.log")
 	cmd := b.cred.command(bins.initdb, "-D", data, "-U", AdminUser, "--pwfile", pwfile,
 		"--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync")
 	out, err := cmd.CombinedOutput()
 	_ = os.Remove(pwfile)
 	if err != nil {
-		_ = os.WriteFile(initLog, out, 0o644)
-		return nil, fmt.Errorf("testbed: initdb failed: %v: %s", err, lastLines(string(out), 10))
+		_ = os.WriteFile(filepath.Join(b.dir, "initdb.log"), out, 0o644)
+		return "", fmt.Errorf("testbed: initdb failed: %v: %s", err, lastLines(string(out), 10))
 	}
-	s := &server{name: "postgres", logPath: filepath.Join(b.dir, "postgres.log")}
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s.port = port
-		s.restart = func(ctx context.Context) (*exec.Cmd, error) {
-			cmd := b.cred.command(bins.postgres, "-D", data,
-				"-c", "listen_addresses=127.0.0.1",
-				"-c", "port="+strconv.Itoa(port),
-				"-c", "unix_socket_directories="+b.dir,
-				"-c", "max_connections="+strconv.Itoa(b.opts.MaxConnections),
-				"-c", "password_encryption=scram-sha-256",
-				"-c", "fsync=off",
-				"-c", "synchronous_commit=off",
-				"-c", "full_page_writes=off",
-				"-c", "shared_buffers=32MB",
-				"-c", "max_wal_size=256MB",
-				"-c", "log_min_messages=warning",
-				"-c", "log_connections=off",
-			)
-			return startLogged(cmd, s.logPath, "postgres")
-		}
-		if err := s.launch(ctx); err != nil {
-			return nil, err
-		}
-		err = waitReady(ctx, s, makeURL(AdminUser, adminPW, port, "postgres"))
-		if err == nil {
-			return s, nil
-		}
-		s.stop(stopImmediate)
-		if attempt < startAttempts && strings.Contains(logTail(s.logPath, 5), "could not bind") {
-			continue
-		}
-		return nil, fmt.Errorf("testbed: postgres did not start: %w%s", err, logTail(s.logPath, 10))
-	}
+	return data, nil
 }
 
-// restartPostgres starts the server again on the same port and data.
-func (b *Bed) restartPostgres(ctx context.Context) error {
-	if err := b.pg.launch(ctx); err != nil {
-		return err
+// postgresArgs are the primary's settings, the same on every backend.
+func postgresArgs(port int, socketDir string, maxConnections int) []string {
+	var args []string
+	for _, kv := range []string{
+		"listen_addresses=127.0.0.1",
+		"port=" + strconv.Itoa(port),
+		"unix_socket_directories=" + socketDir,
+		"max_connections=" + strconv.Itoa(maxConnections),
+		"password_encryption=scram-sha-256",
+		"fsync=off",
+		"synchronous_commit=off",
+		"full_page_writes=off",
+		"shared_buffers=32MB",
+		"max_wal_size=256MB",
+		"log_min_messages=warning",
+		"log_connections=off",
+	} {
+		args = append(args, "-c", kv)
 	}
-	if err := waitReady(ctx, b.pg, b.AdminURL); err != nil {
-		return fmt.Errorf("testbed: postgres did not restart: %w%s", err, logTail(b.pg.logPath, 10))
-	}
-	return nil
+	return args
 }
 
-func startBouncer(ctx context.Context, b *Bed, bins binaries, mode string, users map[string]string) (*server, error) {
-	base := filepath.Join(b.dir, "pgbouncer-"+mode)
-	var userlist strings.Builder
+func startPostgres(ctx context.Context, b *Bed, bins binaries, adminPW string) (*server, error) {
+	data, err := initPostgres(b, bins, adminPW)
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(b.dir, "postgres.log")
+	return startOnFreePort(ctx, "postgres", func(port int) (runner, error) {
+		return &process{logPath: logPath, command: func(context.Context) (*exec.Cmd, error) {
+			args := append([]string{"-D", data}, postgresArgs(port, b.dir, b.opts.MaxConnections)...)
+			return startLogged(b.cred.command(bins.postgres, args...), logPath, "postgres")
+		}}, nil
+	}, func(port int) string { return makeURL(AdminUser, adminPW, port, "postgres") })
+}
+
+// userlist is a PgBouncer auth file with plain passwords: PgBouncer then
+// talks SCRAM to both sides.
+func userlist(users map[string]string) string {
+	var out strings.Builder
 	names := make([]string, 0, len(users))
 	for n := range users {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		// PgBouncer talks SCRAM to both sides when it knows the plain
-		// password; the file is readable by the server user only.
-		fmt.Fprintf(&userlist, "%q %q\n", n, users[n])
+		fmt.Fprintf(&out, "%q %q\n", n, users[n])
 	}
-	if err := b.cred.writeFile(base+".users", userlist.String(), 0o600); err != nil {
+	return out.String()
+}
+
+func startBouncer(ctx context.Context, b *Bed, bins binaries, mode string, users map[string]string) (*server, error) {
+	base := filepath.Join(b.dir, "pgbouncer-"+mode)
+	// Readable by the server user only.
+	if err := b.cred.writeFile(base+".users", userlist(users), 0o600); err != nil {
 		return nil, err
 	}
-	s := &server{name: "pgbouncer-" + mode, logPath: base + ".log"}
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s.port = port
+	logPath := base + ".log"
+	return startOnFreePort(ctx, "pgbouncer ("+mode+" mode)", func(port int) (runner, error) {
 		ini := bouncerINI(bouncerConf{
 			pgPort: strconv.Itoa(b.pg.port), port: port, authFile: base + ".users", mode: mode,
-			poolSize: b.opts.PoolSize, maxClientConn: b.opts.MaxClientConn, logPath: s.logPath,
+			poolSize: b.opts.PoolSize, maxClientConn: b.opts.MaxClientConn, logPath: logPath,
 		})
 		if err := b.cred.writeFile(base+".ini", ini, 0o600); err != nil {
 			return nil, err
 		}
-		s.restart = func(ctx context.Context) (*exec.Cmd, error) {
+		return &process{logPath: logPath, command: func(context.Context) (*exec.Cmd, error) {
 			cmd := b.cred.command(bins.pgbouncer, base+".ini")
 			if err := cmd.Start(); err != nil {
 				return nil, fmt.Errorf("testbed: start pgbouncer: %w", err)
 			}
 			return cmd, nil
-		}
-		if err := s.launch(ctx); err != nil {
-			return nil, err
-		}
-		err = waitReady(ctx, s, makeURL(AppUser, users[AppUser], port, Database))
-		if err == nil {
-			return s, nil
-		}
-		s.stop(stopFast)
-		if attempt < startAttempts && strings.Contains(logTail(s.logPath, 5), "Address already in use") {
-			continue
-		}
-		return nil, fmt.Errorf("testbed: pgbouncer (%s mode) did not start: %w%s", mode, err, logTail(s.logPath, 10))
-	}
+		}}, nil
+	}, func(port int) string { return makeURL(AppUser, users[AppUser], port, Database) })
 }
 
-// waitReady polls until the server answers a query, the process exits, or
-// 30 seconds pass.
+// waitReady polls until the server answers a query, the server exits, or
+// 90 seconds pass (a container's first start runs initdb; on a loaded
+// machine that alone has taken 35 s).
 func waitReady(ctx context.Context, s *server, connURL string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	var last error
 	for {
 		select {
-		case <-s.done:
-			return errors.New("process exited")
+		case <-s.exited():
+			return errors.New("server exited")
 		default:
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
@@ -347,9 +309,9 @@ func waitReady(ctx context.Context, s *server, connURL string) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not ready after 30s: %w", last)
-		case <-s.done:
-			return errors.New("process exited")
+			return fmt.Errorf("not ready after 90s: %w", last)
+		case <-s.exited():
+			return errors.New("server exited")
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +37,44 @@ func (b *Bed) StartReplica(ctx context.Context) (*Replica, error) {
 	if b.pg == nil {
 		return nil, ErrNoProcessControl
 	}
+	appPW := ""
+	if u, err := url.Parse(b.DirectURL); err == nil {
+		appPW, _ = u.User.Password()
+	}
+	var s *server
+	var err error
+	if b.docker != nil {
+		s, err = startReplicaContainer(ctx, b, appPW)
+	} else {
+		s, err = b.startReplicaProcess(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	admin := makeURL(AdminUser, b.adminPW, s.port, "postgres")
+	b.opts.Logf("testbed: streaming replica ready on port %d", s.port)
+	return &Replica{DirectURL: makeURL(AppUser, appPW, s.port, Database), AdminURL: admin, srv: s}, nil
+}
+
+// replicaArgs are a replica's settings, the same on every backend.
+func replicaArgs(port int, socketDir string, maxConnections int) []string {
+	var args []string
+	for _, kv := range []string{
+		"listen_addresses=127.0.0.1",
+		"port=" + strconv.Itoa(port),
+		"unix_socket_directories=" + socketDir,
+		"max_connections=" + strconv.Itoa(maxConnections),
+		"hot_standby=on",
+		"fsync=off",
+		"shared_buffers=32MB",
+		"log_min_messages=warning",
+	} {
+		args = append(args, "-c", kv)
+	}
+	return args
+}
+
+func (b *Bed) startReplicaProcess(ctx context.Context) (*server, error) {
 	bins, err := findBinaries(false)
 	if err != nil {
 		return nil, err
@@ -59,44 +96,13 @@ func (b *Bed) StartReplica(ctx context.Context) (*Replica, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("testbed: pg_basebackup failed: %v: %s", err, lastLines(string(out), 10))
 	}
-	appPW := ""
-	if u, err := url.Parse(b.DirectURL); err == nil {
-		appPW, _ = u.User.Password()
-	}
-	s := &server{name: "replica", logPath: filepath.Join(b.dir, "replica"+strconv.Itoa(n)+".log")}
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s.port = port
-		s.restart = func(ctx context.Context) (*exec.Cmd, error) {
-			cmd := b.cred.command(bins.postgres, "-D", data,
-				"-c", "listen_addresses=127.0.0.1",
-				"-c", "port="+strconv.Itoa(port),
-				"-c", "unix_socket_directories="+b.dir,
-				"-c", "max_connections="+strconv.Itoa(b.opts.MaxConnections),
-				"-c", "hot_standby=on",
-				"-c", "fsync=off",
-				"-c", "shared_buffers=32MB",
-				"-c", "log_min_messages=warning",
-			)
-			return startLogged(cmd, s.logPath, "replica")
-		}
-		if err := s.launch(ctx); err != nil {
-			return nil, err
-		}
-		admin := makeURL(AdminUser, b.adminPW, port, "postgres")
-		if err = waitReady(ctx, s, admin); err == nil {
-			b.opts.Logf("testbed: streaming replica ready on port %d", port)
-			return &Replica{DirectURL: makeURL(AppUser, appPW, port, Database), AdminURL: admin, srv: s}, nil
-		}
-		s.stop(stopImmediate)
-		if attempt < startAttempts && strings.Contains(logTail(s.logPath, 5), "could not bind") {
-			continue
-		}
-		return nil, fmt.Errorf("testbed: replica did not start: %w%s", err, logTail(s.logPath, 10))
-	}
+	logPath := filepath.Join(b.dir, "replica"+strconv.Itoa(n)+".log")
+	return startOnFreePort(ctx, "replica", func(port int) (runner, error) {
+		return &process{logPath: logPath, command: func(context.Context) (*exec.Cmd, error) {
+			args := append([]string{"-D", data}, replicaArgs(port, b.dir, b.opts.MaxConnections)...)
+			return startLogged(b.cred.command(bins.postgres, args...), logPath, "replica")
+		}}, nil
+	}, func(port int) string { return makeURL(AdminUser, b.adminPW, port, "postgres") })
 }
 
 // StartReplicaT is StartReplica for a test: it fails the test when the
@@ -130,13 +136,7 @@ func (r *Replica) Start(ctx context.Context) error {
 	if r.srv.running() {
 		return nil
 	}
-	if err := r.srv.launch(ctx); err != nil {
-		return err
-	}
-	if err := waitReady(ctx, r.srv, r.AdminURL); err != nil {
-		return fmt.Errorf("testbed: replica did not restart: %w%s", err, logTail(r.srv.logPath, 10))
-	}
-	return nil
+	return relaunch(ctx, r.srv, r.AdminURL)
 }
 
 // PauseReplay stops the replica applying WAL (pg_wal_replay_pause) and
@@ -194,5 +194,5 @@ func (r *Replica) Close() {
 		return
 	}
 	r.closed = true
-	r.srv.stop(stopFast)
+	r.srv.close()
 }
