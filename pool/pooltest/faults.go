@@ -29,3 +29,19 @@ func (s *Servers) Terminate(ctx context.Context, app string) (int, error) {
 func (s *Servers) Count(ctx context.Context, app, state string) (int, error) {
 	return s.bed.Count(ctx, testbed.Filter{AppName: app, State: state})
 }
+
+// HangPostgres freezes PostgreSQL and every backend (docker pause, or
+// SIGSTOP to its process group): connections stay open and nothing
+// answers, as when a host stalls, until [Servers.ResumePostgres].
+func (s *Servers) HangPostgres() error { return s.bed.HangPostgres() }
+
+// ResumePostgres ends a [Servers.HangPostgres].
+func (s *Servers) ResumePostgres() error { return s.bed.ResumePostgres() }
+
+// HangPooler freezes the transaction-mode PgBouncer (docker pause, or
+// SIGSTOP): clients' connections stay open and nothing answers until
+// [Servers.ResumePooler].
+func (s *Servers) HangPooler() error { return s.bed.HangPooler() }
+
+// ResumePooler ends a [Servers.HangPooler].
+func (s *Servers) ResumePooler() error { return s.bed.ResumeHungPooler() }

@@ -2,23 +2,22 @@ package pooltest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/supapool/supapool/internal/testbed"
 )
 
-// BackendEnv is the environment variable that selects the backend: local
-// or external; unset picks external when TESTBED_DIRECT_URL is set, else
-// local.
-const BackendEnv = "SUPAPOOL_TEST_BACKEND"
+// BackendEnv is the environment variable that selects the backend:
+// docker, local or external (see the package doc for the automatic
+// choice when it is unset).
+const BackendEnv = testbed.BackendEnv
 
-// ErrBackend is returned by [New] when SUPAPOOL_TEST_BACKEND names a
-// backend that cannot be used.
-var ErrBackend = errors.New("pooltest: backend unavailable")
+// ErrBackend is returned by [New] when no backend can start servers, or
+// SUPAPOOL_TEST_BACKEND names one that cannot; the message says what to
+// install or set.
+var ErrBackend = testbed.ErrBackend
 
 // ErrNoProcessControl is returned by fault controls when the servers were
 // not started by this package (external backend).
@@ -81,22 +80,6 @@ func New(ctx context.Context, opts ...Option) (*Servers, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	switch b := os.Getenv(BackendEnv); b {
-	case "":
-		// Auto: external when TESTBED_DIRECT_URL is set, else local.
-	case "local":
-		if os.Getenv("TESTBED_DIRECT_URL") != "" {
-			return nil, fmt.Errorf("%w: TESTBED_DIRECT_URL is set but %s is %q; set %s=external to use those servers, or unset TESTBED_DIRECT_URL", ErrBackend, BackendEnv, b, BackendEnv)
-		}
-	case "external":
-		if os.Getenv("TESTBED_DIRECT_URL") == "" {
-			return nil, fmt.Errorf("%w: %s=external needs TESTBED_DIRECT_URL (and TESTBED_POOLED_URL, TESTBED_ADMIN_URL as a superuser)", ErrBackend, BackendEnv)
-		}
-	case "docker":
-		return nil, fmt.Errorf("%w: %s=docker is not built yet; use local (install Debian's postgresql and pgbouncer) or external", ErrBackend, BackendEnv)
-	default:
-		return nil, fmt.Errorf("%w: %s is %q; expected local, external or docker", ErrBackend, BackendEnv, b)
-	}
 	bed, err := testbed.New(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("pooltest: %w", err)
@@ -130,6 +113,9 @@ func Start(tb testing.TB, opts ...Option) *Servers {
 	return s
 }
 
-// Close stops the servers it started and removes their files. It is safe
-// to call more than once.
+// Close stops the servers it started and removes their files (and
+// containers). It is safe to call more than once.
 func (s *Servers) Close() { s.bed.Close() }
+
+// Backend says where the servers came from: docker, local or external.
+func (s *Servers) Backend() string { return s.bed.Backend() }

@@ -102,13 +102,51 @@ func TestFaults(t *testing.T) {
 	if err := srv.StartPooler(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := appConn(t, ctx, srv.PooledURL, "after-pooler").QueryRow(ctx, "select 1").Scan(&one); err != nil {
+	pooled := appConn(t, ctx, srv.PooledURL, "after-pooler")
+	if err := pooled.QueryRow(ctx, "select 1").Scan(&one); err != nil {
 		t.Fatalf("pooled URL after pooler restart: %v", err)
+	}
+
+	// A hung pooler keeps the connection open and answers nothing, until
+	// it resumes; then the same connection works again.
+	if err := srv.HangPooler(); err != nil {
+		t.Fatal(err)
+	}
+	hctx, hcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	err = pooled.QueryRow(hctx, "select 1").Scan(&one)
+	hcancel()
+	if err == nil {
+		t.Fatal("a query through the hung pooler was answered")
+	}
+	if err := srv.ResumePooler(); err != nil {
+		t.Fatal(err)
+	}
+	if err := appConn(t, ctx, srv.PooledURL, "after-hang").QueryRow(ctx, "select 1").Scan(&one); err != nil {
+		t.Fatalf("pooled URL after the pooler resumed: %v", err)
+	}
+
+	// The same for PostgreSQL itself.
+	direct := appConn(t, ctx, srv.DirectURL, "before-hang")
+	if err := srv.HangPostgres(); err != nil {
+		t.Fatal(err)
+	}
+	hctx, hcancel = context.WithTimeout(ctx, 500*time.Millisecond)
+	err = direct.QueryRow(hctx, "select 1").Scan(&one)
+	hcancel()
+	if err == nil {
+		t.Fatal("a query to the hung server was answered")
+	}
+	if err := srv.ResumePostgres(); err != nil {
+		t.Fatal(err)
+	}
+	if err := appConn(t, ctx, srv.DirectURL, "after-server-hang").QueryRow(ctx, "select 1").Scan(&one); err != nil {
+		t.Fatalf("direct URL after the server resumed: %v", err)
 	}
 }
 
 func TestBackendEnv(t *testing.T) {
-	for _, v := range []string{"docker", "nonsense"} {
+	t.Setenv("TESTBED_DIRECT_URL", "")
+	for _, v := range []string{"external", "nonsense"} {
 		t.Setenv(pooltest.BackendEnv, v)
 		_, err := pooltest.New(context.Background())
 		if !errors.Is(err, pooltest.ErrBackend) {

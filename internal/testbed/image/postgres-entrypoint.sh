@@ -9,6 +9,8 @@
 #   "database system is ready to accept connections" is logged twice on
 #   first start (the init server, then the real one), once after.
 # Passwords are SCRAM-SHA-256 over TCP; the Unix socket trusts local users.
+# max_connections is 60 (Supabase Free) unless -c max_connections says
+# otherwise.
 set -eu
 
 if [ "${1#-}" != "$1" ]; then
@@ -36,6 +38,9 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 		--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C ${POSTGRES_INITDB_ARGS:-}
 	rm -f "$pwfile"
 	printf '\nhost all all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
+	# As the official image: listen on every address of the container. As
+	# Supabase Free: 60 connections. Both yield to -c arguments.
+	printf "\nlisten_addresses = '*'\nmax_connections = 60\n" >> "$PGDATA/postgresql.conf"
 	pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql" -w start
 	psql="psql -v ON_ERROR_STOP=1 --no-psqlrc --username=$user -h /var/run/postgresql"
 	if [ "$db" != postgres ]; then
