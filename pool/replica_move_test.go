@@ -60,6 +60,7 @@ func TestReplicaMoveToPrimaryAfterLagCrossing(t *testing.T) {
 	}
 	defer func() { stop(); _ = g.Wait() }()
 	require.Eventually(t, func() bool { return onRep.Load() > 0 }, 30*time.Second, 10*time.Millisecond)
+	checks0, reads0, since := p.Stat().Replicas[0].LagChecks, onRep.Load(), time.Now()
 
 	primary, err := pgx.Connect(ctx, bed.DirectURL)
 	require.NoError(t, err)
@@ -97,6 +98,11 @@ func TestReplicaMoveToPrimaryAfterLagCrossing(t *testing.T) {
 	t.Logf("lag crossed MaxReplicaLag (%s) at marker commit + %s; first read on the primary %s after the crossing (the check runs every 1s)", maxLag, maxLag, delay.Round(time.Millisecond))
 	assert.Less(t, delay, 10*time.Second, "liveness: reads took far too long to leave the lagging replica")
 	st := p.Stat()
+	// The lag check is off the calls' path: at most one a second, however
+	// many reads ran meanwhile.
+	checks, reads := st.Replicas[0].LagChecks-checks0, onRep.Load()-reads0
+	t.Logf("%d lag queries for %d replica reads in %s", checks, reads, time.Since(since).Round(time.Millisecond))
+	assert.LessOrEqual(t, checks, int64(time.Since(since)/time.Second)+2, "lag queries beyond one a second: the calls sent some")
 	assert.False(t, st.Replicas[0].Usable)
 	assert.Greater(t, st.Replicas[0].Lag, maxLag, "the replica was taken out of use while its lag was within MaxReplicaLag")
 	assert.Positive(t, st.ReplicaFallbacks)
