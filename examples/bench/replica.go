@@ -34,7 +34,7 @@ func replicaReads(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer
 	}
 	defer rep.Close()
 	goroutines := min(sz.modeGoroutines, 16)
-	per := max(sz.modeQueries/2, 10)
+	per := max(sz.modeQueries, 10)
 	rounds := sz.pgbenchRounds
 	progress("replica: %d rounds of %d goroutines × %d reads, 2 reads × 4 routes; on one machine this shows overhead and correctness more than scale-out", rounds, goroutines, per)
 
@@ -65,7 +65,7 @@ func replicaReads(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer
 	for qi, q := range []bench.ReadQuery{bench.ReadTrivial, bench.ReadScan} {
 		n := per
 		if qi == 1 {
-			n = max(per/5, 10) // the scan is dearer; keep the step a few minutes at most
+			n = max(per/10, 10) // the scan is dearer; keep the step a few minutes at most
 		}
 		// Warm every route (connections open, statements described).
 		for _, v := range variants {
