@@ -47,6 +47,14 @@
 // direct route off. When the minimums do not fit, [Plan] returns an
 // [*InfeasibleError] listing the figures and the apps that take the most.
 //
+// Read replicas are servers of their own. [Spec.Replicas] names each with
+// its own Limit and Reserved, and [App.Replica] is the replica lane's
+// connections per instance on each of them (default 0). Every replica is
+// checked on its own: Reserved + Σ Replica × Instances ≤ Limit; replica
+// connections are granted as asked and never count on the primary. An
+// [*InfeasibleError] for a replica names it in [InfeasibleError.Replica]
+// and in its text ("budget: replica "r1": needs ...").
+//
 // The plan hands out everything that is left. With a pooler that can mean
 // pooled caps well above the pooler's ServerConns, which is the point of a
 // pooler: it queues clients onto its few server connections. To keep
@@ -64,7 +72,9 @@
 //	apps:
 //	  - {name: web, instances: 4, weight: 2, max: 10} # direct: 1, the default
 //	  - {name: worker, instances: 2, direct: 2, max: 20}
-//	  - {name: reports, instances: 1, direct: 0} # pooled only, no direct route
+//	  - {name: reports, instances: 1, direct: 0, replica: 4} # pooled only, no direct route; 4 per replica
+//	replicas: # read replicas, each its own server
+//	  - {name: r1, limit: 60, reserved: 5}
 //
 // Services find it through the SUPAPOOL_BUDGET environment variable
 // ([EnvVar]), which [FromEnv] reads and plans; a service then takes its caps

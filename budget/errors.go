@@ -21,6 +21,9 @@ const (
 // reader needs to decide what to cut. [Plan] returns it (when both resources
 // run short, joined with errors.Join; errors.As finds the server one first).
 type InfeasibleError struct {
+	// Replica is the name of the read replica (Spec.Replicas) that ran
+	// short, or "" for the primary server.
+	Replica string
 	// Resource is what ran out.
 	Resource Resource
 	// Need is the least the spec needs of Resource; it includes Reserved
@@ -50,7 +53,11 @@ type Use struct {
 	// Heavy is the heavy-lane connections per instance counted in
 	// Total (App.Heavy).
 	Heavy int
-	// Total is Instances × (Direct + Pooled + Heavy).
+	// Replica is the replica-lane connections per instance counted in
+	// Total (App.Replica); only in a replica server's error, which counts
+	// nothing else.
+	Replica int
+	// Total is Instances × (Direct + Pooled + Heavy + Replica).
 	Total int
 }
 
@@ -61,7 +68,11 @@ func (e *InfeasibleError) Over() int { return e.Need - e.Limit }
 // what to change.
 func (e *InfeasibleError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "budget: needs %d %s, limit %d", e.Need, e.Resource, e.Limit)
+	b.WriteString("budget: ")
+	if e.Replica != "" {
+		fmt.Fprintf(&b, "replica %q: ", e.Replica)
+	}
+	fmt.Fprintf(&b, "needs %d %s, limit %d", e.Need, e.Resource, e.Limit)
 	if e.Resource == ResourceServerConns {
 		var extra []string
 		if e.Reserved > 0 {
@@ -84,6 +95,8 @@ func (e *InfeasibleError) Error() string {
 	}
 	b.WriteString("; ")
 	switch {
+	case e.Replica != "":
+		fmt.Fprintf(&b, "lower instances or replica conns, or raise replica %q's limit", e.Replica)
 	case e.Resource == ResourcePoolerClients:
 		b.WriteString("lower instances or min conns, or raise the pooler's client limit")
 	case e.PoolerServerConns > 0:
@@ -101,7 +114,11 @@ func (u Use) String() string {
 		noun = "instance"
 	}
 	var per string
-	if u.Heavy > 0 {
+	if u.Replica > 0 && u.Direct == 0 && u.Pooled == 0 && u.Heavy == 0 {
+		per = fmt.Sprintf("%d replica", u.Replica)
+	} else if u.Replica > 0 {
+		per = fmt.Sprintf("(%d direct + %d pooled + %d heavy + %d replica)", u.Direct, u.Pooled, u.Heavy, u.Replica)
+	} else if u.Heavy > 0 {
 		per = fmt.Sprintf("(%d direct + %d pooled + %d heavy)", u.Direct, u.Pooled, u.Heavy)
 	}
 	switch {
@@ -142,6 +159,19 @@ func infeasible(s Spec, r Resource, need int64) *InfeasibleError {
 		}
 	}
 	// Largest first, because those are the culprits worth cutting.
+	sort.SliceStable(e.Uses, func(i, j int) bool { return e.Uses[i].Total > e.Uses[j].Total })
+	return e
+}
+
+// infeasibleReplica builds the error for replica server r of a valid spec
+// needing need.
+func infeasibleReplica(s Spec, r ReplicaServer, need int64) *InfeasibleError {
+	e := &InfeasibleError{Replica: r.Name, Resource: ResourceServerConns, Need: int(need), Limit: r.Limit, Reserved: r.Reserved}
+	for _, a := range s.Apps {
+		if a.Replica > 0 {
+			e.Uses = append(e.Uses, Use{App: a.Name, Instances: a.Instances, Replica: a.Replica, Total: a.Instances * a.Replica})
+		}
+	}
 	sort.SliceStable(e.Uses, func(i, j int) bool { return e.Uses[i].Total > e.Uses[j].Total })
 	return e
 }

@@ -26,8 +26,8 @@ func Example() {
 	}
 	fmt.Printf("server conns %d of 60, pooler clients %d of 200\n", plan.ServerConns(), plan.PoolerClients())
 	// Output:
-	// web: 4 instances × {MaxConns:10 MaxDirectConns:1 MaxHeavyConns:0}
-	// worker: 2 instances × {MaxConns:20 MaxDirectConns:2 MaxHeavyConns:0}
+	// web: 4 instances × {MaxConns:10 MaxDirectConns:1 MaxHeavyConns:0 MaxReplicaConns:0}
+	// worker: 2 instances × {MaxConns:20 MaxDirectConns:2 MaxHeavyConns:0 MaxReplicaConns:0}
 	// server conns 33 of 60, pooler clients 80 of 200
 }
 

@@ -124,7 +124,7 @@ func decodeSpec(tree any, s *Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := knownFields(m, "", "limit", "reserved", "pooler", "apps"); err != nil {
+	if err := knownFields(m, "", "limit", "reserved", "pooler", "apps", "replicas"); err != nil {
 		return err
 	}
 	if s.Limit, err = intField(m, "", "limit"); err != nil {
@@ -147,6 +147,18 @@ func decodeSpec(tree any, s *Spec) error {
 		}
 		if s.Pooler.MaxClients, err = intField(pm, "pooler.", "max_clients"); err != nil {
 			return err
+		}
+	}
+	if v := m["replicas"]; v != nil {
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("replicas: want a list, got %s", describe(v))
+		}
+		s.Replicas = make([]ReplicaServer, len(list))
+		for i, item := range list {
+			if err := decodeReplica(item, i, &s.Replicas[i]); err != nil {
+				return err
+			}
 		}
 	}
 	if v := m["apps"]; v != nil {
@@ -180,7 +192,7 @@ func decodeApp(v any, i int, a *App) error {
 		return fmt.Errorf("apps[%d]: name: want a string, got %s", i, describe(name))
 	}
 	prefix := appLabel(i, a.Name) + ": "
-	if err := knownFields(m, prefix, "name", "instances", "weight", "min", "max", "direct", "heavy"); err != nil {
+	if err := knownFields(m, prefix, "name", "instances", "weight", "min", "max", "direct", "heavy", "replica"); err != nil {
 		return err
 	}
 	for _, f := range []struct {
@@ -193,6 +205,7 @@ func decodeApp(v any, i int, a *App) error {
 		{"max", &a.Max},
 		{"direct", &a.Direct},
 		{"heavy", &a.Heavy},
+		{"replica", &a.Replica},
 	} {
 		if *f.dst, err = intField(m, prefix, f.name); err != nil {
 			return err
@@ -204,6 +217,31 @@ func decodeApp(v any, i int, a *App) error {
 		a.Direct = defaultDirect
 	}
 	return nil
+}
+
+func decodeReplica(v any, i int, r *ReplicaServer) error {
+	m, err := object(v, fmt.Sprintf("replicas[%d]", i))
+	if err != nil {
+		return err
+	}
+	switch name := m["name"].(type) {
+	case nil:
+	case string:
+		r.Name = name
+	case json.Number:
+		r.Name = name.String()
+	default:
+		return fmt.Errorf("replicas[%d]: name: want a string, got %s", i, describe(name))
+	}
+	prefix := replicaLabel(i, r.Name) + ": "
+	if err := knownFields(m, prefix, "name", "limit", "reserved"); err != nil {
+		return err
+	}
+	if r.Limit, err = intField(m, prefix, "limit"); err != nil {
+		return err
+	}
+	r.Reserved, err = intField(m, prefix, "reserved")
+	return err
 }
 
 func object(v any, what string) (map[string]any, error) {

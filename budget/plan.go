@@ -1,6 +1,9 @@
 package budget
 
-import "math"
+import (
+	"errors"
+	"math"
+)
 
 // Alloc is one instance's share: the caps its pool is configured with. The
 // fields are int32 so they assign straight into a pool configuration.
@@ -12,6 +15,9 @@ type Alloc struct {
 	MaxDirectConns int32
 	// MaxHeavyConns caps the heavy lane's connections (App.Heavy).
 	MaxHeavyConns int32
+	// MaxReplicaConns caps the replica lane's connections on each read
+	// replica (App.Replica).
+	MaxReplicaConns int32
 }
 
 // AppShare is one app's line in an [Allocation]: its per-instance caps and
@@ -29,7 +35,21 @@ type AppShare struct {
 	PoolerClients int
 	// Conns is Instances × (MaxConns + MaxDirectConns + MaxHeavyConns): the most client
 	// connections the app may open, which live usage is compared against.
+	// Replica connections are not in it: they go to other servers.
 	Conns int
+	// ReplicaConns is Instances × MaxReplicaConns: the connections all
+	// instances may hold on each read replica.
+	ReplicaConns int
+}
+
+// ReplicaShare is one read replica's line in an [Allocation].
+type ReplicaShare struct {
+	Name string
+	// Limit and Reserved are the spec's.
+	Limit, Reserved int
+	// ServerConns is Reserved plus every app's ReplicaConns: never above
+	// Limit.
+	ServerConns int
 }
 
 // Allocation is a plan that fits: what [Plan] returns. It is immutable and
@@ -41,6 +61,7 @@ type Allocation struct {
 	index         map[string]int
 	serverConns   int
 	poolerClients int
+	replicas      []ReplicaShare
 }
 
 // Plan shares the server's connections among s.Apps, or explains with an
@@ -54,11 +75,61 @@ type Allocation struct {
 // instances hold the fewest connections for their weight, ties going to the
 // app listed first, skipping apps at Max or whose instances no longer fit.
 // The result is deterministic and never exceeds any limit.
+//
+// Each of s.Replicas is checked on its own: its Reserved plus every app's
+// Replica × Instances must fit its Limit. Replica connections are granted
+// as asked and never shared out. When several servers run short, the
+// errors are joined, the primary's first.
 func Plan(s Spec) (*Allocation, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	s = s.clone()
+	replicas, replicaErrs := planReplicas(s)
+	a, err := share(s)
+	if err != nil || len(replicaErrs) > 0 {
+		return nil, joinErrs(err, replicaErrs)
+	}
+	a.replicas = replicas
+	return a, nil
+}
+
+// planReplicas checks every replica server of a valid spec.
+func planReplicas(s Spec) ([]ReplicaShare, []*InfeasibleError) {
+	var out []ReplicaShare
+	var errs []*InfeasibleError
+	for _, r := range s.Replicas {
+		need := int64(r.Reserved)
+		for _, a := range s.Apps {
+			need += int64(a.Replica) * int64(a.Instances)
+		}
+		if need > int64(r.Limit) {
+			errs = append(errs, infeasibleReplica(s, r, need))
+			continue
+		}
+		out = append(out, ReplicaShare{Name: r.Name, Limit: r.Limit, Reserved: r.Reserved, ServerConns: int(need)})
+	}
+	return out, errs
+}
+
+// joinErrs returns the primary's error and the replicas' as one: the
+// error itself when there is only one.
+func joinErrs(primary error, replicas []*InfeasibleError) error {
+	var all []error
+	if primary != nil {
+		all = append(all, primary)
+	}
+	for _, e := range replicas {
+		all = append(all, e)
+	}
+	if len(all) == 1 {
+		return all[0]
+	}
+	return errors.Join(all...)
+}
+
+// share plans the primary's connections of a valid, cloned spec.
+func share(s Spec) (*Allocation, error) {
 	n := len(s.Apps)
 	inst := make([]int64, n)
 	lo := make([]int64, n)
@@ -128,7 +199,7 @@ func Plan(s Spec) (*Allocation, error) {
 		a.serverConns += s.Pooler.ServerConns
 	}
 	for i, app := range s.Apps {
-		a.allocs[i] = Alloc{MaxConns: int32(pooled[i]), MaxDirectConns: int32(app.Direct), MaxHeavyConns: int32(app.Heavy)}
+		a.allocs[i] = Alloc{MaxConns: int32(pooled[i]), MaxDirectConns: int32(app.Direct), MaxHeavyConns: int32(app.Heavy), MaxReplicaConns: int32(app.Replica)}
 		a.index[app.Name] = i
 		sh := a.share(i)
 		a.serverConns += sh.ServerConns
@@ -234,11 +305,12 @@ func fill(room int64, inst, p, hi, weight []int64) {
 func (a *Allocation) share(i int) AppShare {
 	app, al := a.spec.Apps[i], a.allocs[i]
 	sh := AppShare{
-		Name:        app.Name,
-		Instances:   app.Instances,
-		Alloc:       al,
-		ServerConns: app.Instances * int(al.MaxDirectConns),
-		Conns:       app.Instances * int(al.MaxConns+al.MaxDirectConns+al.MaxHeavyConns),
+		Name:         app.Name,
+		Instances:    app.Instances,
+		Alloc:        al,
+		ServerConns:  app.Instances * int(al.MaxDirectConns),
+		Conns:        app.Instances * int(al.MaxConns+al.MaxDirectConns+al.MaxHeavyConns),
+		ReplicaConns: app.Instances * int(al.MaxReplicaConns),
 	}
 	if a.spec.Pooler == nil {
 		sh.ServerConns += app.Instances * int(al.MaxConns+al.MaxHeavyConns)
@@ -295,6 +367,15 @@ func (a *Allocation) ServerConns() int {
 		return 0
 	}
 	return a.serverConns
+}
+
+// Replicas returns each read replica's line, in spec order; nil when the
+// spec names none. The slice is the caller's.
+func (a *Allocation) Replicas() []ReplicaShare {
+	if a == nil || a.replicas == nil {
+		return nil
+	}
+	return append([]ReplicaShare(nil), a.replicas...)
 }
 
 // PoolerClients returns the pooler client slots the plan may use in all; 0

@@ -40,8 +40,8 @@ func TestPlan(t *testing.T) {
 			name: "seed: seven apps on Supabase Free through Supavisor",
 			spec: seedSpec(),
 			want: map[string]Alloc{
-				"web": {24, 1, 0}, "api": {24, 1, 0}, "worker": {15, 2, 0}, "notifier": {5, 2, 0},
-				"scheduler": {2, 1, 0}, "admin": {5, 1, 0}, "reports": {7, 0, 0},
+				"web": {24, 1, 0, 0}, "api": {24, 1, 0, 0}, "worker": {15, 2, 0, 0}, "notifier": {5, 2, 0, 0},
+				"scheduler": {2, 1, 0, 0}, "admin": {5, 1, 0, 0}, "reports": {7, 0, 0, 0},
 			},
 			server:  10 + 15 + 3 + 3 + 4 + 2 + 1 + 1,
 			clients: 200,
@@ -49,13 +49,13 @@ func TestPlan(t *testing.T) {
 		{
 			name:   "one app without a pooler takes everything left",
 			spec:   Spec{Limit: 60, Reserved: 10, Apps: []App{{Name: "web", Instances: 1}}},
-			want:   map[string]Alloc{"web": {50, 0, 0}},
+			want:   map[string]Alloc{"web": {50, 0, 0, 0}},
 			server: 60,
 		},
 		{
 			name:   "one app, three instances: leftovers that do not divide stay unused",
 			spec:   Spec{Limit: 60, Reserved: 10, Apps: []App{{Name: "web", Instances: 3, Direct: 1}}},
-			want:   map[string]Alloc{"web": {15, 1, 0}},
+			want:   map[string]Alloc{"web": {15, 1, 0, 0}},
 			server: 10 + 3*16,
 		},
 		{
@@ -64,7 +64,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 1, Weight: 3},
 				{Name: "b", Instances: 1, Weight: 1},
 			}},
-			want:   map[string]Alloc{"a": {75, 0, 0}, "b": {25, 0, 0}},
+			want:   map[string]Alloc{"a": {75, 0, 0, 0}, "b": {25, 0, 0, 0}},
 			server: 100,
 		},
 		{
@@ -73,7 +73,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 2},
 				{Name: "b", Instances: 1, Weight: 1},
 			}},
-			want:   map[string]Alloc{"a": {30, 0, 0}, "b": {30, 0, 0}},
+			want:   map[string]Alloc{"a": {30, 0, 0, 0}, "b": {30, 0, 0, 0}},
 			server: 90,
 		},
 		{
@@ -82,7 +82,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 1},
 				{Name: "b", Instances: 1},
 			}},
-			want:   map[string]Alloc{"a": {3, 0, 0}, "b": {2, 0, 0}},
+			want:   map[string]Alloc{"a": {3, 0, 0, 0}, "b": {2, 0, 0, 0}},
 			server: 5,
 		},
 		{
@@ -91,7 +91,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 2, Weight: 5, Max: 4},
 				{Name: "b", Instances: 1},
 			}},
-			want:   map[string]Alloc{"a": {4, 0, 0}, "b": {42, 0, 0}},
+			want:   map[string]Alloc{"a": {4, 0, 0, 0}, "b": {42, 0, 0, 0}},
 			server: 50,
 		},
 		{
@@ -100,7 +100,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 2, Max: 4, Direct: 1},
 				{Name: "b", Instances: 1, Max: 3},
 			}},
-			want:    map[string]Alloc{"a": {4, 1, 0}, "b": {3, 0, 0}},
+			want:    map[string]Alloc{"a": {4, 1, 0, 0}, "b": {3, 0, 0, 0}},
 			server:  5 + 2,
 			clients: 11,
 		},
@@ -110,7 +110,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 1, Weight: 10},
 				{Name: "b", Instances: 1, Min: 8},
 			}},
-			want:   map[string]Alloc{"a": {12, 0, 0}, "b": {8, 0, 0}},
+			want:   map[string]Alloc{"a": {12, 0, 0, 0}, "b": {8, 0, 0, 0}},
 			server: 20,
 		},
 		{
@@ -120,7 +120,7 @@ func TestPlan(t *testing.T) {
 				{Name: "b", Instances: 2, Min: 4},
 				{Name: "c", Instances: 1},
 			}},
-			want:   map[string]Alloc{"a": {2, 1, 0}, "b": {4, 0, 0}, "c": {1, 0, 0}},
+			want:   map[string]Alloc{"a": {2, 1, 0, 0}, "b": {4, 0, 0, 0}, "c": {1, 0, 0, 0}},
 			server: 22,
 		},
 		{
@@ -129,7 +129,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 2, Direct: 3},
 				{Name: "b", Instances: 4, Direct: 1},
 			}},
-			want:    map[string]Alloc{"a": {1, 3, 0}, "b": {1, 1, 0}},
+			want:    map[string]Alloc{"a": {1, 3, 0, 0}, "b": {1, 1, 0, 0}},
 			server:  30,
 			clients: 6,
 		},
@@ -139,7 +139,7 @@ func TestPlan(t *testing.T) {
 				{Name: "a", Instances: 2, Min: 3},
 				{Name: "b", Instances: 4},
 			}},
-			want:    map[string]Alloc{"a": {3, 0, 0}, "b": {1, 0, 0}},
+			want:    map[string]Alloc{"a": {3, 0, 0, 0}, "b": {1, 0, 0, 0}},
 			server:  15,
 			clients: 10,
 		},
@@ -348,7 +348,7 @@ func TestAllocation(t *testing.T) {
 			assert.Equal(t, spec.Apps[i].Name, a.Name)
 		}
 		assert.Equal(t, AppShare{
-			Name: "worker", Instances: 2, Alloc: Alloc{15, 2, 0},
+			Name: "worker", Instances: 2, Alloc: Alloc{15, 2, 0, 0},
 			ServerConns: 4, PoolerClients: 30, Conns: 34,
 		}, apps[2])
 		sum := 0
@@ -360,7 +360,7 @@ func TestAllocation(t *testing.T) {
 	t.Run("without a pooler pooled conns are server conns", func(t *testing.T) {
 		p, err := Plan(Spec{Limit: 20, Reserved: 2, Apps: []App{{Name: "a", Instances: 2, Direct: 1}}})
 		require.NoError(t, err)
-		assert.Equal(t, []AppShare{{Name: "a", Instances: 2, Alloc: Alloc{8, 1, 0}, ServerConns: 18, Conns: 18}}, p.Apps())
+		assert.Equal(t, []AppShare{{Name: "a", Instances: 2, Alloc: Alloc{8, 1, 0, 0}, ServerConns: 18, Conns: 18}}, p.Apps())
 		assert.Equal(t, 20, p.ServerConns())
 		assert.Zero(t, p.PoolerClients())
 	})
@@ -375,7 +375,7 @@ func TestAllocation(t *testing.T) {
 		got.Apps[0].Name = "changed again"
 		got.Pooler.ServerConns = 1
 		assert.Equal(t, seedSpec(), p.Spec())
-		assert.Equal(t, Alloc{24, 1, 0}, p.For("web"))
+		assert.Equal(t, Alloc{24, 1, 0, 0}, p.For("web"))
 	})
 	t.Run("a nil plan reports nothing", func(t *testing.T) {
 		var p *Allocation
@@ -405,20 +405,20 @@ func TestPlanDefaultDirect(t *testing.T) {
 			name: "pooler: left out, none and two",
 			spec: "limit: 20\nreserved: 2\npooler: {server_conns: 5, max_clients: 50}\napps:\n" +
 				"  - {name: a, instances: 3}\n  - {name: b, instances: 2, direct: 0}\n  - {name: c, instances: 1, direct: 2}\n",
-			want:    map[string]Alloc{"a": {8, 1, 0}, "b": {9, 0, 0}, "c": {8, 2, 0}},
+			want:    map[string]Alloc{"a": {8, 1, 0, 0}, "b": {9, 0, 0, 0}, "c": {8, 2, 0, 0}},
 			server:  2 + 5 + 3*1 + 2*0 + 1*2,
 			clients: 3*8 + 2*9 + 8,
 		},
 		{
 			name:   "no pooler: the default comes off the pooled share",
 			spec:   "limit: 10\napps: [{name: a, instances: 2}]",
-			want:   map[string]Alloc{"a": {4, 1, 0}},
+			want:   map[string]Alloc{"a": {4, 1, 0, 0}},
 			server: 2 * (4 + 1),
 		},
 		{
 			name:   "no pooler, direct: 0: all of it pooled",
 			spec:   "limit: 10\napps: [{name: a, instances: 2, direct: 0}]",
-			want:   map[string]Alloc{"a": {5, 0, 0}},
+			want:   map[string]Alloc{"a": {5, 0, 0, 0}},
 			server: 2 * 5,
 		},
 		{
@@ -432,7 +432,7 @@ func TestPlanDefaultDirect(t *testing.T) {
 			name: "direct: 0 makes the same apps fit",
 			spec: "limit: 10\nreserved: 2\npooler: {server_conns: 5, max_clients: 50}\napps:\n" +
 				"  - {name: a, instances: 4, direct: 0}\n  - {name: b, instances: 2, direct: 0}\n",
-			want:    map[string]Alloc{"a": {8, 0, 0}, "b": {9, 0, 0}},
+			want:    map[string]Alloc{"a": {8, 0, 0, 0}, "b": {9, 0, 0, 0}},
 			server:  2 + 5,
 			clients: 4*8 + 2*9,
 		},

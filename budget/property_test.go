@@ -36,6 +36,18 @@ func (randSpec) Generate(r *rand.Rand, _ int) reflect.Value {
 		}
 		s.Apps = append(s.Apps, a)
 	}
+	// Read replicas, each with its own limit, in about half the specs;
+	// then most apps read from them.
+	if r.Intn(2) == 0 {
+		for i := range 1 + r.Intn(3) {
+			rs := ReplicaServer{Name: "r" + string(rune('1'+i)), Limit: 1 + r.Intn(120)}
+			rs.Reserved = r.Intn(min(rs.Limit, 10))
+			s.Replicas = append(s.Replicas, rs)
+		}
+		for i := range s.Apps {
+			s.Apps[i].Replica = r.Intn(5) * r.Intn(2)
+		}
+	}
 	return reflect.ValueOf(randSpec{s})
 }
 
@@ -73,6 +85,15 @@ func fits(s Spec) bool {
 	for _, a := range s.Apps {
 		server += a.Direct * a.Instances
 		pooled += max(1, a.Min) * a.Instances
+	}
+	for _, r := range s.Replicas {
+		need := r.Reserved
+		for _, a := range s.Apps {
+			need += a.Replica * a.Instances
+		}
+		if need > r.Limit {
+			return false
+		}
 	}
 	if s.Pooler == nil {
 		return server+pooled <= s.Limit
@@ -148,8 +169,20 @@ func checkPlan(t *testing.T, s Spec, p *Allocation) bool {
 		ok = ok && clients <= s.Pooler.MaxClients
 		room = s.Pooler.MaxClients - clients
 	}
+	// Every replica server: its own limit, Reserved plus each app's
+	// replica conns as asked.
+	shares := p.Replicas()
+	ok = ok && len(shares) == len(s.Replicas)
+	for i, r := range s.Replicas {
+		used := r.Reserved
+		for _, a := range s.Apps {
+			used += a.Instances * int(p.For(a.Name).MaxReplicaConns)
+		}
+		ok = ok && i < len(shares) && shares[i].Name == r.Name && shares[i].ServerConns == used && used <= r.Limit
+	}
 	for _, a := range s.Apps {
 		al := p.For(a.Name)
+		ok = ok && int(al.MaxReplicaConns) == a.Replica
 		ok = ok && int(al.MaxConns) >= max(1, a.Min) && int(al.MaxDirectConns) == a.Direct
 		if a.Max > 0 {
 			ok = ok && int(al.MaxConns) <= a.Max
@@ -205,6 +238,46 @@ func TestPlanProperties(t *testing.T) {
 					t.Logf("spec %+v pooler %+v: got %+v, want pooled %v", rs.Spec, rs.Spec.Pooler, p.Apps(), want)
 					return false
 				}
+			}
+			return true
+		}
+		if err := quick.Check(f, cfg); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("replicas change nothing on the primary, and a replica's error names it", func(t *testing.T) {
+		t.Parallel()
+		f := func(rs randSpec) bool {
+			bare := rs.Spec.clone()
+			bare.Replicas = nil
+			for i := range bare.Apps {
+				bare.Apps[i].Replica = 0
+			}
+			p, err := Plan(rs.Spec)
+			pb, errb := Plan(bare)
+			if err == nil {
+				if errb != nil {
+					return false
+				}
+				for _, a := range bare.Apps {
+					got, want := p.For(a.Name), pb.For(a.Name)
+					got.MaxReplicaConns = 0
+					if got != want {
+						t.Logf("spec %+v: with replicas %+v, without %+v", rs.Spec, got, want)
+						return false
+					}
+				}
+				return p.ServerConns() == pb.ServerConns() && p.PoolerClients() == pb.PoolerClients()
+			}
+			if errb != nil {
+				return true // the primary's own shortfall
+			}
+			// Only replicas ran short: every error names one, and
+			// is over its limit.
+			var ie *InfeasibleError
+			if !errors.As(err, &ie) || ie.Replica == "" || ie.Need <= ie.Limit {
+				t.Logf("spec %+v: %v", rs.Spec, err)
+				return false
 			}
 			return true
 		}

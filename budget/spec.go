@@ -26,6 +26,25 @@ type Spec struct {
 	Pooler *Pooler `json:"pooler,omitempty"`
 	// Apps share what is left, in this order; the order breaks ties.
 	Apps []App `json:"apps"`
+	// Replicas are the server's read replicas (pool's Replica lane). Each
+	// is a server of its own with its own max_connections, so each is
+	// checked on its own: every app's Replica connections per instance
+	// go to every replica, because a pool opens a route to each URL in
+	// DATABASE_REPLICA_URL. None by default.
+	Replicas []ReplicaServer `json:"replicas,omitempty"`
+}
+
+// ReplicaServer is one read replica, given as the primary's figures are.
+type ReplicaServer struct {
+	// Name identifies the replica in errors (say "r1" or its region).
+	Name string `json:"name"`
+	// Limit is the replica's max_connections.
+	Limit int `json:"limit"`
+	// Reserved is taken off Limit before any app: superuser slots, the
+	// provider's own services and a pooler's server connections on the
+	// replica (with a pooler in front, app connections are still counted
+	// against Limit, which overstates their cost and so stays safe).
+	Reserved int `json:"reserved"`
 }
 
 // Pooler describes a transaction-mode pooler (Supavisor, PgBouncer). Its
@@ -72,6 +91,12 @@ type App struct {
 	// pool configured from it turns its heavy lane off (NoHeavy), so an
 	// app opts in by writing heavy: 1 or more.
 	Heavy int `json:"heavy,omitempty"`
+	// Replica is how many connections per instance the app's replica lane
+	// (pool's Replica) may hold on each of Spec.Replicas. They are granted
+	// as is, not shared, and count against each replica's Limit only,
+	// never the primary's. Default 0, in a file and in Go: an app opts in
+	// with replica: 1 or more, and then the spec must name its replicas.
+	Replica int `json:"replica,omitempty"`
 }
 
 // defaultDirect is the direct connections per instance of an app whose spec
@@ -122,11 +147,41 @@ func (s Spec) Validate() error {
 		checkCount(add, prefix, "max", a.Max, 0)
 		checkCount(add, prefix, "direct", a.Direct, 0)
 		checkCount(add, prefix, "heavy", a.Heavy, 0)
+		checkCount(add, prefix, "replica", a.Replica, 0)
+		if a.Replica > 0 && len(s.Replicas) == 0 {
+			add("%sreplica is %d but the spec names no replica servers (replicas: [{name, limit, reserved}])", prefix, a.Replica)
+		}
 		if a.Max > 0 && a.Min > a.Max {
 			add("%smin %d is above max %d", prefix, a.Min, a.Max)
 		}
 	}
+	rseen := make(map[string]int, len(s.Replicas))
+	for i, r := range s.Replicas {
+		label := replicaLabel(i, r.Name)
+		if r.Name == "" {
+			add("%s: name is empty", label)
+		} else if j, dup := rseen[r.Name]; dup {
+			add("replicas[%d]: name %q is already used by replicas[%d]", i, r.Name, j)
+		} else {
+			rseen[r.Name] = i
+		}
+		checkCount(add, label+": ", "limit", r.Limit, 1)
+		switch {
+		case r.Reserved < 0:
+			add("%s: reserved must not be negative, got %d", label, r.Reserved)
+		case r.Limit >= 1 && r.Reserved >= r.Limit:
+			add("%s: limit %d must be above reserved %d", label, r.Limit, r.Reserved)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// replicaLabel names a replica server in messages, by name when it has one.
+func replicaLabel(i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("replicas[%d]", i)
+	}
+	return fmt.Sprintf("replica %q", name)
 }
 
 func checkCount(add func(string, ...any), prefix, field string, v, least int) {
@@ -156,5 +211,8 @@ func (s Spec) clone() Spec {
 		c.Pooler = &p
 	}
 	c.Apps = append([]App(nil), s.Apps...)
+	if s.Replicas != nil {
+		c.Replicas = append([]ReplicaServer{}, s.Replicas...)
+	}
 	return c
 }

@@ -69,6 +69,7 @@ type replica struct {
 	// 0 while up; the checker probes it again with backoff.
 	downSince atomic.Int64
 	failovers atomic.Int64
+	lagChecks atomic.Int64 // lag queries sent (replica_lag.go)
 }
 
 // markDown takes r out of use after a failure and drops its connections,
@@ -179,6 +180,10 @@ type ReplicaStat struct {
 	Lag    time.Duration
 	// Failovers counts calls that failed there and ran again elsewhere.
 	Failovers int64
+	// LagChecks counts the lag queries the background check sent there
+	// (about one a second while the replica is in use, whatever the
+	// read rate); calls never send one.
+	LagChecks int64
 }
 
 func (s *replicas) stat() ([]ReplicaStat, int64) {
@@ -187,7 +192,7 @@ func (s *replicas) stat() ([]ReplicaStat, int64) {
 	}
 	out := make([]ReplicaStat, len(s.list))
 	for i, rep := range s.list {
-		out[i] = ReplicaStat{Route: rep.r.stat(), Usable: rep.usable.Load(), Lag: time.Duration(rep.lag.Load()), Failovers: rep.failovers.Load()}
+		out[i] = ReplicaStat{Route: rep.r.stat(), Usable: rep.usable.Load(), Lag: time.Duration(rep.lag.Load()), Failovers: rep.failovers.Load(), LagChecks: rep.lagChecks.Load()}
 	}
 	return out, s.fallbacks.Load()
 }

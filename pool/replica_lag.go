@@ -74,6 +74,7 @@ func (p *Pool) measureLag(rep *replica) (time.Duration, error) {
 		return 0, err
 	}
 	defer c.Release()
+	rep.lagChecks.Add(1)
 	var secs float64
 	if err := c.QueryRow(ctx, lagSQL).Scan(&secs); err != nil {
 		return 0, err

@@ -32,6 +32,17 @@
 //	...
 //	p, err := pool.New(ctx, cfg)
 //
+// Read replicas are not derived. Each Supabase Read Replica has its own
+// endpoints, shown in the dashboard's Connect panel under its Source
+// dropdown (https://supabase.com/docs/guides/platform/read-replicas,
+// "Dedicated endpoints"), but the docs give no host pattern to build them
+// from a ref or region. The Management API's
+// GET /v1/projects/{ref}/config/database/pooler lists each database with
+// database_type READ_REPLICA, an identifier and a db_host, but that is an
+// API call with an access token, not a documented format. So copy each
+// replica's URL into DATABASE_REPLICA_URL (comma-separated), which
+// ConfigFromEnv passes to pool.ConfigFromLookup as it is.
+//
 // On a network without IPv6, connections to the direct host fail with an
 // error matching [ErrIPv6Only] that points to the session pooler; see
 // [ExplainDialError] and [ConfigureDial].
