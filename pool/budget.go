@@ -41,6 +41,13 @@ func applyBudget(c *Config, path string) error {
 	c.MaxConns, c.MaxDirectConns = alloc.MaxConns, alloc.MaxDirectConns
 	c.NoDirect = alloc.MaxDirectConns == 0
 	c.MaxHeavyConns, c.NoHeavy = alloc.MaxHeavyConns, alloc.MaxHeavyConns == 0
+	if len(spec.Replicas) > 0 && len(c.ReplicaURLs) > 0 {
+		// A spec that plans replicas plans every app's share of them.
+		if alloc.MaxReplicaConns == 0 {
+			return fmt.Errorf("pool: %s is set but the budget %s (%s) gives app %s no replica connections; set its apps[].replica", EnvReplicaURL, path, EnvBudget, redact.Value(c.AppName))
+		}
+		c.MaxReplicaConns = alloc.MaxReplicaConns
+	}
 	c.maxConnsFrom, c.maxDirectConnsFrom = EnvBudget, EnvBudget
 	return nil
 }

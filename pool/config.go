@@ -110,6 +110,11 @@ type Config struct {
 	// the pooled route. Default 1.
 	MaxHeavyConns int32
 
+	// MaxReplicaConns caps each replica route's connections per
+	// instance. Default MaxConns; a budget (SUPAPOOL_BUDGET) sets it from
+	// apps[].replica.
+	MaxReplicaConns int32
+
 	// HeavyTimeout is the statement_timeout of every transaction on the
 	// heavy lane (SET LOCAL, so it works through a transaction pooler);
 	// a statement that runs longer fails with a *HeavyTimeoutError.
@@ -288,9 +293,6 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if err := checkAppName(c.AppName, EnvAppName); err != nil {
 		return Config{}, err
 	}
-	if err := applyBudget(&c, get(EnvBudget)); err != nil {
-		return Config{}, err
-	}
 	if err := envDuration(get, EnvHeavyTimeout, "60s or 5m", &c.HeavyTimeout); err != nil {
 		return Config{}, err
 	}
@@ -303,6 +305,10 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	if err := envDuration(get, EnvMaxReplicaLag, "5s", &c.MaxReplicaLag); err != nil {
+		return Config{}, err
+	}
+	// After the replica URLs: a budget that plans replicas caps them.
+	if err := applyBudget(&c, get(EnvBudget)); err != nil {
 		return Config{}, err
 	}
 	if v := get(EnvElastic); v != "" {
@@ -454,8 +460,8 @@ func (c Config) resolve() (resolved, error) {
 	if err := checkAppName(r.AppName, "AppName"); err != nil {
 		return r, err
 	}
-	if r.MaxConns < 0 || r.MaxDirectConns < 0 || r.MaxHeavyConns < 0 {
-		return r, fmt.Errorf("pool: MaxConns (%d), MaxDirectConns (%d) and MaxHeavyConns (%d) must not be negative", r.MaxConns, r.MaxDirectConns, r.MaxHeavyConns)
+	if r.MaxConns < 0 || r.MaxDirectConns < 0 || r.MaxHeavyConns < 0 || r.MaxReplicaConns < 0 {
+		return r, fmt.Errorf("pool: MaxConns (%d), MaxDirectConns (%d), MaxHeavyConns (%d) and MaxReplicaConns (%d) must not be negative", r.MaxConns, r.MaxDirectConns, r.MaxHeavyConns, r.MaxReplicaConns)
 	}
 	if r.MaxHeavyConns == 0 {
 		r.MaxHeavyConns = defaultMaxHeavyConns
@@ -611,6 +617,7 @@ func (c Config) fields() []cfgField {
 		{"MaxConns", "max_conns", c.MaxConns},
 		{"MaxDirectConns", "max_direct_conns", c.MaxDirectConns},
 		{"MaxHeavyConns", "max_heavy_conns", c.MaxHeavyConns},
+		{"MaxReplicaConns", "max_replica_conns", c.MaxReplicaConns},
 		{"HeavyTimeout", "heavy_timeout", c.HeavyTimeout},
 		{"NoHeavy", "no_heavy", c.NoHeavy},
 		{"ReplicaURLs", "replica_urls", redactList(c.ReplicaURLs)},

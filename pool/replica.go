@@ -146,7 +146,11 @@ var readOnly = pgx.TxOptions{AccessMode: pgx.ReadOnly}
 func (p *Pool) newReplicas(ctx context.Context) error {
 	s := &replicas{maxLag: p.cfg.MaxReplicaLag}
 	for i, d := range p.cfg.replicas {
-		r, err := p.newRoute(ctx, Replica, replicaField(i), d, p.cfg.MaxConns, p.cfg.ConfigurePooled)
+		limit := p.cfg.MaxConns
+		if p.cfg.MaxReplicaConns > 0 {
+			limit = p.cfg.MaxReplicaConns
+		}
+		r, err := p.newRoute(ctx, Replica, replicaField(i), d, limit, p.cfg.ConfigurePooled)
 		if err != nil {
 			for _, rep := range s.list {
 				rep.r.pool.Close()

@@ -58,11 +58,20 @@ var steps = []step{
 	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane}, {"pgbench", pgbenchCeiling}, {"replica", replicaReads},
 }
 
+// stepNames lists the steps for -steps' help and errors.
+func stepNames() string {
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small loads (a smoke test, not numbers to quote)")
-	only := fs.String("steps", "", "comma-separated steps to run (queryrow, modes, execmode, storms, listener, monitor, heavy, pgbench); default all")
+	only := fs.String("steps", "", "comma-separated steps to run ("+stepNames()+"); default all")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (supapool's side; pgbench is another process) to `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -79,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for name := range want {
 		if !slices.ContainsFunc(steps, func(s step) bool { return s.name == name }) {
-			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected queryrow, modes, storms, listener, monitor, heavy or pgbench\n", name)
+			fmt.Fprintf(stderr, "bench: -steps: unknown step %q, expected one of %s\n", name, stepNames())
 			return 2
 		}
 	}
