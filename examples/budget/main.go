@@ -200,6 +200,16 @@ func printPlan(w io.Writer, plan *budget.Allocation) {
 		summary += fmt.Sprintf(", pooler clients %d of %d", plan.PoolerClients(), spec.Pooler.MaxClients)
 	}
 	fmt.Fprintln(w, summary)
+	// Each replica is a server of its own: its line, and who reads there.
+	for _, r := range plan.Replicas() {
+		var readers []string
+		for _, a := range plan.Apps() {
+			if a.Alloc.MaxReplicaConns > 0 {
+				readers = append(readers, fmt.Sprintf("%s %d×%d", a.Name, a.Instances, a.Alloc.MaxReplicaConns))
+			}
+		}
+		fmt.Fprintf(w, "replica %s: server conns %d of %d (reserved %d; %s)\n", r.Name, r.ServerConns, r.Limit, r.Reserved, strings.Join(readers, ", "))
+	}
 }
 
 // wrap breaks an explanation into lines of at most width columns, indenting

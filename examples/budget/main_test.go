@@ -52,6 +52,15 @@ func specFile(t *testing.T, content string) string {
 
 func TestRun(t *testing.T) {
 	t.Parallel()
+	t.Run("replicas get a line each", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "spec.yaml")
+		require.NoError(t, os.WriteFile(path, []byte("limit: 60\nreplicas: [{name: r1, limit: 60, reserved: 3}]\napps:\n  - {name: web, instances: 2, replica: 3}\n  - {name: jobs, instances: 1}\n"), 0o600))
+		code, out, errOut := runArgs("-f", path)
+		assert.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, "replica r1: server conns 9 of 60 (reserved 3; web 2×3)\n")
+		assertFits80(t, out)
+	})
 	t.Run("the seed plan", func(t *testing.T) {
 		t.Parallel()
 		code, out, errOut := runArgs("-f", "seed-free.yaml")
