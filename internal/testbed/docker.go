@@ -69,10 +69,17 @@ func dockerClient(ctx context.Context) (*testcontainers.DockerClient, error) {
 	return docker.cli, docker.err
 }
 
-// owner identifies this process for the sweep: pid and start time, so a
-// reused pid is not mistaken for it.
+// owner identifies a process for the sweep: its pid namespace, pid and
+// start time, so that a reused pid is not mistaken for it and a process
+// in another namespace (a test binary inside a container sharing the
+// engine) never judges containers whose owner it cannot see.
 func owner(pid int) string {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	proc := "/proc/" + strconv.Itoa(pid)
+	data, err := os.ReadFile(proc + "/stat")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink(proc + "/ns/pid")
 	if err != nil {
 		return ""
 	}
@@ -83,18 +90,29 @@ func owner(pid int) string {
 	if len(fields) < 20 {
 		return ""
 	}
-	return strconv.Itoa(pid) + ":" + fields[19]
+	return ns + "/" + strconv.Itoa(pid) + ":" + fields[19]
 }
 
-// sweep removes bed containers whose owning test binary has ended.
+// sweep removes bed containers whose owning test binary has ended: only
+// those owned in this process's pid namespace, where a missing owner is
+// proof that it ended.
 func sweep(ctx context.Context, cli *testcontainers.DockerClient) {
+	self := owner(os.Getpid())
+	ns, _, ok := strings.Cut(self, "/")
+	if !ok {
+		return
+	}
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelBed)})
 	if err != nil {
 		return
 	}
 	for _, c := range list.Items {
 		own := c.Labels[labelOwner]
-		pid, _ := strconv.Atoi(strings.SplitN(own, ":", 2)[0])
+		ons, rest, ok := strings.Cut(own, "/")
+		if !ok || ons != ns {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.SplitN(rest, ":", 2)[0])
 		if pid > 0 && owner(pid) == own {
 			continue
 		}
