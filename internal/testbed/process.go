@@ -163,15 +163,44 @@ func (p *process) signal(sig syscall.Signal) error { return p.cmd.Process.Signal
 // kill and freeze act on the process group: the server and its children.
 func (p *process) kill() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
 
+// freeze stops the process group and then each child that left it:
+// PostgreSQL's backends call setsid, so a group signal reaches only the
+// postmaster. Stopped first, the postmaster forks no new child meanwhile.
 func (p *process) freeze(on bool) error {
 	sig := syscall.SIGCONT
 	if on {
 		sig = syscall.SIGSTOP
 	}
-	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
-		return fmt.Errorf("testbed: %s the process group of pid %d: %w", sig, p.cmd.Process.Pid, err)
+	pid := p.cmd.Process.Pid
+	if err := syscall.Kill(-pid, sig); err != nil {
+		return fmt.Errorf("testbed: %s the process group of pid %d: %w", sig, pid, err)
+	}
+	for _, child := range children(pid) {
+		_ = syscall.Kill(child, sig) // a child may have just exited
 	}
 	return nil
+}
+
+// children lists the pids whose parent is pid.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 func (p *process) logTail(n int) string { return logTail(p.logPath, n) }
@@ -209,12 +238,11 @@ func initPostgres(b *Bed, bins binaries, adminPW string) (data string, err error
 
 // postgresArgs are the primary's settings, the same on every backend.
 func postgresArgs(port int, socketDir string, maxConnections int) []string {
-	var args []string
-	for _, kv := range []string{
+	return settings(
 		"listen_addresses=127.0.0.1",
-		"port=" + strconv.Itoa(port),
-		"unix_socket_directories=" + socketDir,
-		"max_connections=" + strconv.Itoa(maxConnections),
+		"port="+strconv.Itoa(port),
+		"unix_socket_directories="+socketDir,
+		"max_connections="+strconv.Itoa(maxConnections),
 		"password_encryption=scram-sha-256",
 		"fsync=off",
 		"synchronous_commit=off",
@@ -223,8 +251,14 @@ func postgresArgs(port int, socketDir string, maxConnections int) []string {
 		"max_wal_size=256MB",
 		"log_min_messages=warning",
 		"log_connections=off",
-	} {
-		args = append(args, "-c", kv)
+	)
+}
+
+// settings turns key=value settings into postgres arguments.
+func settings(kv ...string) []string {
+	args := make([]string, 0, 2*len(kv))
+	for _, s := range kv {
+		args = append(args, "-c", s)
 	}
 	return args
 }

@@ -58,20 +58,16 @@ func (b *Bed) StartReplica(ctx context.Context) (*Replica, error) {
 
 // replicaArgs are a replica's settings, the same on every backend.
 func replicaArgs(port int, socketDir string, maxConnections int) []string {
-	var args []string
-	for _, kv := range []string{
+	return settings(
 		"listen_addresses=127.0.0.1",
-		"port=" + strconv.Itoa(port),
-		"unix_socket_directories=" + socketDir,
-		"max_connections=" + strconv.Itoa(maxConnections),
+		"port="+strconv.Itoa(port),
+		"unix_socket_directories="+socketDir,
+		"max_connections="+strconv.Itoa(maxConnections),
 		"hot_standby=on",
 		"fsync=off",
 		"shared_buffers=32MB",
 		"log_min_messages=warning",
-	} {
-		args = append(args, "-c", kv)
-	}
-	return args
+	)
 }
 
 func (b *Bed) startReplicaProcess(ctx context.Context) (*server, error) {

@@ -107,40 +107,33 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("pooled URL after pooler restart: %v", err)
 	}
 
-	// A hung pooler keeps the connection open and answers nothing, until
-	// it resumes; then the same connection works again.
-	if err := srv.HangPooler(); err != nil {
-		t.Fatal(err)
-	}
-	hctx, hcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	err = pooled.QueryRow(hctx, "select 1").Scan(&one)
-	hcancel()
-	if err == nil {
-		t.Fatal("a query through the hung pooler was answered")
-	}
-	if err := srv.ResumePooler(); err != nil {
-		t.Fatal(err)
-	}
-	if err := appConn(t, ctx, srv.PooledURL, "after-hang").QueryRow(ctx, "select 1").Scan(&one); err != nil {
-		t.Fatalf("pooled URL after the pooler resumed: %v", err)
-	}
-
-	// The same for PostgreSQL itself.
-	direct := appConn(t, ctx, srv.DirectURL, "before-hang")
-	if err := srv.HangPostgres(); err != nil {
-		t.Fatal(err)
-	}
-	hctx, hcancel = context.WithTimeout(ctx, 500*time.Millisecond)
-	err = direct.QueryRow(hctx, "select 1").Scan(&one)
-	hcancel()
-	if err == nil {
-		t.Fatal("a query to the hung server was answered")
-	}
-	if err := srv.ResumePostgres(); err != nil {
-		t.Fatal(err)
-	}
-	if err := appConn(t, ctx, srv.DirectURL, "after-server-hang").QueryRow(ctx, "select 1").Scan(&one); err != nil {
-		t.Fatalf("direct URL after the server resumed: %v", err)
+	// A hung server keeps its connections open and answers nothing until
+	// it resumes; then it answers again.
+	for _, h := range []struct {
+		name         string
+		url          string
+		hang, resume func() error
+	}{
+		{"pooler", srv.PooledURL, srv.HangPooler, srv.ResumePooler},
+		{"server", srv.DirectURL, srv.HangPostgres, srv.ResumePostgres},
+	} {
+		conn := appConn(t, ctx, h.url, "before-hang-"+h.name)
+		if err := h.hang(); err != nil {
+			t.Fatal(err)
+		}
+		hctx, hcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		// Simple protocol: named statements collide through PgBouncer 1.18.
+		err := conn.QueryRow(hctx, "select 1", pgx.QueryExecModeSimpleProtocol).Scan(&one)
+		hcancel()
+		if err == nil {
+			t.Fatalf("a query to the hung %s was answered", h.name)
+		}
+		if err := h.resume(); err != nil {
+			t.Fatal(err)
+		}
+		if err := appConn(t, ctx, h.url, "after-hang-"+h.name).QueryRow(ctx, "select 1", pgx.QueryExecModeSimpleProtocol).Scan(&one); err != nil {
+			t.Fatalf("the %s did not answer after it resumed: %v", h.name, err)
+		}
 	}
 }
 
