@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -162,7 +163,7 @@ func (m *execModes) probe(ctx context.Context, c *pgx.Conn) error {
 	seen, err := probeNames(ctx, c.PgConn())
 	if err != nil {
 		if !c.IsClosed() {
-			m.log.Warn("supapool: exec mode probe failed; keeping "+m.current().String()+" and probing again on the next connection", zap.Error(err))
+			m.log.Warn("supapool: exec mode probe failed; keeping "+modeName(m.current())+" and probing again on the next connection", zap.Error(err))
 		}
 		return err
 	}
@@ -185,12 +186,12 @@ func (m *execModes) probe(ctx context.Context, c *pgx.Conn) error {
 		m.reason.Store(&reason)
 		was := pgx.QueryExecMode(m.mode.Swap(int32(mode)))
 		if first := !m.warned.Swap(true); was != mode || first {
-			m.log.Info("supapool: pooled exec mode chosen", zap.Stringer("exec_mode", mode), zap.Stringer("was", was), zap.String("reason", reason))
+			m.log.Info("supapool: pooled exec mode chosen", zap.String("exec_mode", modeName(mode)), zap.String("was", modeName(was)), zap.String("reason", reason))
 		}
 		return nil
 	}
 	if !safe && (m.user == pgx.QueryExecModeCacheStatement || m.user == pgx.QueryExecModeDescribeExec) && !m.warned.Swap(true) {
-		m.log.Warn("supapool: the pooled route's exec mode "+m.user.String()+" was set by the user, but the pooler passes statement names through: expect 42P05/26000 errors; unset ExecMode (or default_query_exec_mode) to let supapool choose",
+		m.log.Warn("supapool: the pooled route's exec mode "+modeName(m.user)+" was set by the user, but the pooler passes statement names through: expect 42P05/26000 errors; unset ExecMode (or default_query_exec_mode) to let supapool choose",
 			zap.String("reason", reason))
 	}
 	return nil
@@ -313,13 +314,13 @@ func (m *execModes) stat() ExecModeStat {
 func (r *route) execModeLog() []zap.Field {
 	switch {
 	case r.exec == nil:
-		return []zap.Field{zap.Stringer("exec_mode", r.pool.Config().ConnConfig.DefaultQueryExecMode), zap.String("exec_mode_by", "pgx's default (not a transaction pooler)")}
+		return []zap.Field{zap.String("exec_mode", modeName(r.pool.Config().ConnConfig.DefaultQueryExecMode)), zap.String("exec_mode_by", "pgx's default (not a transaction pooler)")}
 	case !r.exec.auto:
-		return []zap.Field{zap.Stringer("exec_mode", r.exec.user), zap.String("exec_mode_by", "the user (Config.ExecMode, default_query_exec_mode or ConfigurePooled)")}
+		return []zap.Field{zap.String("exec_mode", modeName(r.exec.user)), zap.String("exec_mode_by", "the user (Config.ExecMode, default_query_exec_mode or ConfigurePooled)")}
 	case r.exec.decided.Load():
-		return []zap.Field{zap.Stringer("exec_mode", r.exec.current()), zap.String("exec_mode_by", *r.exec.reason.Load())}
+		return []zap.Field{zap.String("exec_mode", modeName(r.exec.current())), zap.String("exec_mode_by", *r.exec.reason.Load())}
 	}
-	return []zap.Field{zap.Stringer("exec_mode", r.exec.current()), zap.String("exec_mode_by", execModePending)}
+	return []zap.Field{zap.String("exec_mode", modeName(r.exec.current())), zap.String("exec_mode_by", execModePending)}
 }
 
 // execModePending is the "pool ready" line's exec_mode_by before the probe.
@@ -389,3 +390,7 @@ func (r *route) noteFailed(err error) {
 	}
 	r.exec.lost(err)
 }
+
+// modeName is a mode as default_query_exec_mode spells it in a URL
+// (cache_statement), the way the logs name it.
+func modeName(m pgx.QueryExecMode) string { return strings.ReplaceAll(m.String(), " ", "_") }
