@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -58,6 +59,7 @@ type execModes struct {
 	open      atomic.Int32 // connections open now
 	reason    atomic.Pointer[string]
 	fallbacks atomic.Int64
+	unretried atomic.Int64
 	warned    atomic.Bool
 	conns     sync.Map // *pgx.Conn -> pgx.QueryExecMode it was opened with (auto)
 	marker    atomic.Pointer[marker]
@@ -161,7 +163,7 @@ func (m *execModes) probe(ctx context.Context, c *pgx.Conn) error {
 	seen, err := probeNames(ctx, c.PgConn())
 	if err != nil {
 		if !c.IsClosed() {
-			m.log.Warn("supapool: exec mode probe failed; keeping "+m.current().String()+" and probing again on the next connection", zap.Error(err))
+			m.log.Warn("supapool: exec mode probe failed; keeping "+modeName(m.current())+" and probing again on the next connection", zap.Error(err))
 		}
 		return err
 	}
@@ -182,14 +184,14 @@ func (m *execModes) probe(ctx context.Context, c *pgx.Conn) error {
 			mode = pgx.QueryExecModeCacheStatement
 		}
 		m.reason.Store(&reason)
-		changed := pgx.QueryExecMode(m.mode.Swap(int32(mode))) != mode
-		if first := !m.warned.Swap(true); changed || first {
-			m.log.Info("supapool: pooled exec mode chosen", zap.String("exec_mode", mode.String()), zap.String("reason", reason))
+		was := pgx.QueryExecMode(m.mode.Swap(int32(mode)))
+		if first := !m.warned.Swap(true); was != mode || first {
+			m.log.Info("supapool: pooled exec mode chosen", zap.String("exec_mode", modeName(mode)), zap.String("was", modeName(was)), zap.String("reason", reason))
 		}
 		return nil
 	}
 	if !safe && (m.user == pgx.QueryExecModeCacheStatement || m.user == pgx.QueryExecModeDescribeExec) && !m.warned.Swap(true) {
-		m.log.Warn("supapool: the pooled route's exec mode "+m.user.String()+" was set by the user, but the pooler passes statement names through: expect 42P05/26000 errors; unset ExecMode (or default_query_exec_mode) to let supapool choose",
+		m.log.Warn("supapool: the pooled route's exec mode "+modeName(m.user)+" was set by the user, but the pooler passes statement names through: expect 42P05/26000 errors; unset ExecMode (or default_query_exec_mode) to let supapool choose",
 			zap.String("reason", reason))
 	}
 	return nil
@@ -233,6 +235,9 @@ func probeNames(ctx context.Context, c *pgconn.PgConn) (seen bool, err error) {
 // collided (42P05) or was not found (26000): both come before the
 // statement ran, so the call can run again.
 func namesLost(err error) bool {
+	if err == nil {
+		return false // before pgErr, which escapes: no allocation per call
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return false
@@ -248,12 +253,28 @@ func (m *execModes) fallBack(err error) bool {
 		return false
 	}
 	m.fallbacks.Add(1)
+	m.flip(err)
+	return true
+}
+
+// lost is fallBack for a call that cannot run again (a statement inside a
+// transaction, a batch's later result): the route falls back all the same,
+// so that the next calls are safe, and err goes to the caller.
+func (m *execModes) lost(err error) {
+	if m == nil || !m.auto || !namesLost(err) {
+		return
+	}
+	m.unretried.Add(1)
+	m.flip(err)
+}
+
+// flip sets the route's mode to cache_describe and says so once.
+func (m *execModes) flip(err error) {
 	if pgx.QueryExecMode(m.mode.Swap(int32(pgx.QueryExecModeCacheDescribe))) != pgx.QueryExecModeCacheDescribe {
 		reason := "fallback: a named statement failed (" + err.Error() + ")"
 		m.reason.Store(&reason)
 		m.log.Warn("supapool: pooled route falls back to exec mode cache_describe", zap.Error(err))
 	}
-	return true
 }
 
 // ExecModeStat is the pooled route's exec mode.
@@ -270,27 +291,40 @@ type ExecModeStat struct {
 	// statements and ran again after the route fell back to
 	// cache_describe.
 	Fallbacks int64
+	// Unretried counts calls that failed that way where running again was
+	// not safe, so the error reached the caller: a statement inside a
+	// transaction, or a batch's result after the batch's first (see
+	// README, "Exec mode"). The route fell back all the same.
+	Unretried int64
 }
 
 func (m *execModes) stat() ExecModeStat {
 	if m == nil {
 		return ExecModeStat{}
 	}
-	return ExecModeStat{Mode: m.current(), Auto: m.auto, Reason: *m.reason.Load(), Fallbacks: m.fallbacks.Load()}
+	return ExecModeStat{Mode: m.current(), Auto: m.auto, Reason: *m.reason.Load(), Fallbacks: m.fallbacks.Load(), Unretried: m.unretried.Load()}
 }
 
-// execModeLog is the exec mode the "pool ready" line names: the user's,
-// pgx's default off a transaction pooler, or that the first connection's
-// probe will decide (the Pool opens no connection in New).
-func (r *route) execModeLog() string {
-	if r.exec == nil {
-		return r.pool.Config().ConnConfig.DefaultQueryExecMode.String()
+// execModeLog is what the "pool ready" line says of the pooled route's
+// exec mode: the mode its connections use now, and who chose it. New opens
+// no connection, so a mode the probe decides is not known yet: the line
+// says the route uses cache_describe until then, and the decision is
+// logged on its own line ("supapool: pooled exec mode chosen", with the
+// mode and the probe's reason) once the first connection answered.
+func (r *route) execModeLog() []zap.Field {
+	switch {
+	case r.exec == nil:
+		return []zap.Field{zap.String("exec_mode", modeName(r.pool.Config().ConnConfig.DefaultQueryExecMode)), zap.String("exec_mode_by", "pgx's default (not a transaction pooler)")}
+	case !r.exec.auto:
+		return []zap.Field{zap.String("exec_mode", modeName(r.exec.user)), zap.String("exec_mode_by", "the user (Config.ExecMode, default_query_exec_mode or ConfigurePooled)")}
+	case r.exec.decided.Load():
+		return []zap.Field{zap.String("exec_mode", modeName(r.exec.current())), zap.String("exec_mode_by", *r.exec.reason.Load())}
 	}
-	if r.exec.auto {
-		return "detect (cache_describe until the first connection's probe)"
-	}
-	return r.exec.user.String() + " (set by the user)"
+	return []zap.Field{zap.String("exec_mode", modeName(r.exec.current())), zap.String("exec_mode_by", execModePending)}
 }
+
+// execModePending is the "pool ready" line's exec_mode_by before the probe.
+const execModePending = "probe pending: the first pooled connection decides, logged as \"supapool: pooled exec mode chosen\""
 
 // text is the SQL a call on r sends. Behind a transaction pooler that
 // shares server-side statements by their text (PgBouncer 1.21+), a
@@ -321,3 +355,42 @@ type marker struct {
 	gen    int64
 	suffix string
 }
+
+// batch is the batch a call on r sends: b itself, or a copy whose SQL
+// carries the generation's marker (see text). fresh asks for a copy in
+// any case, for a batch sent before: pgx keeps each query's statement
+// description in the batch, which would name the old connection's
+// statement (or the old generation's) when it is sent again. The copy
+// keeps BeginTx's options, the arguments and the callbacks.
+func (r *route) batch(b *pgx.Batch, fresh bool) *pgx.Batch {
+	if !fresh && (r.exec == nil || r.gens.current.Load() == 0) {
+		return b
+	}
+	nb := *b
+	nb.QueuedQueries = make([]*pgx.QueuedQuery, len(b.QueuedQueries))
+	for i, q := range b.QueuedQueries {
+		nb.QueuedQueries[i] = &pgx.QueuedQuery{SQL: r.text(q.SQL), Arguments: q.Arguments, Fn: q.Fn}
+	}
+	return &nb
+}
+
+// noteFailed tells the route what a call that cannot run again learned from
+// its error: a stale description retires the route's connections and
+// starts a new generation (stale.go), lost statement names flip an auto
+// route to cache_describe. Only a route behind a transaction pooler
+// (r.exec) needs it: there the pooler's shared statements keep failing
+// every later call until one of these happens.
+func (r *route) noteFailed(err error) {
+	if err == nil || r.exec == nil {
+		return
+	}
+	if isStale(err) {
+		r.gens.current.Add(1) // as staleSeen, without counting a retry
+		return
+	}
+	r.exec.lost(err)
+}
+
+// modeName is a mode as default_query_exec_mode spells it in a URL
+// (cache_statement), the way the logs name it.
+func modeName(m pgx.QueryExecMode) string { return strings.ReplaceAll(m.String(), " ", "_") }

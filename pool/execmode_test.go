@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,10 +88,15 @@ func TestExecModeChosen(t *testing.T) {
 			require.Contains(t, st.Reason, "probe")
 			chosen := logs.FilterMessage("supapool: pooled exec mode chosen").All()
 			require.Len(t, chosen, 1, "the decision is logged once")
-			require.Equal(t, tc.want.String(), chosen[0].ContextMap()["exec_mode"])
+			require.Equal(t, strings.ReplaceAll(tc.want.String(), " ", "_"), chosen[0].ContextMap()["exec_mode"])
 			ready := logs.FilterMessage("supapool: pool ready").All()
 			require.Len(t, ready, 1)
-			require.Contains(t, ready[0].ContextMap()["exec_mode"], "detect")
+			// New opens no connection: the ready line says what the
+			// route uses until the probe, and that the probe decides.
+			require.Equal(t, "cache_describe", ready[0].ContextMap()["exec_mode"])
+			require.Contains(t, ready[0].ContextMap()["exec_mode_by"], "probe pending")
+			require.Equal(t, "cache_describe", chosen[0].ContextMap()["was"])
+			require.Contains(t, chosen[0].ContextMap()["reason"], "probe: ")
 		})
 	}
 }

@@ -108,7 +108,7 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		return nil, err
 	}
 	p.replicaLane = &Lane{p: p, replica: true, wrap: replicaErr}
-	p.log.Info("supapool: pool ready",
+	p.log.Info("supapool: pool ready", append([]zap.Field{
 		zap.String("direct_url", Redact(cfg.direct.url)),
 		zap.String("pooled_url", Redact(cfg.pooled.url)),
 		zap.Stringer("pooled_mode", p.pooled.mode),
@@ -119,8 +119,7 @@ func New(ctx context.Context, c Config) (*Pool, error) {
 		zap.Int32("max_heavy_conns", cfg.MaxHeavyConns),
 		zap.Duration("heavy_timeout", cfg.HeavyTimeout),
 		zap.Stringer("tx_route", cfg.TxRoute),
-		zap.String("exec_mode", p.pooled.execModeLog()),
-	)
+	}, p.pooled.execModeLog()...)...)
 	return p, nil
 }
 
@@ -212,7 +211,9 @@ func (p *Pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
-	return p.newBatch(c, r, c.SendBatch(ctx, b))
+	pb := p.newBatch(c, r, c.SendBatch(ctx, r.batch(b, false)))
+	pb.ctx, pb.b = ctx, b
+	return pb
 }
 
 // batchRoute is where a batch goes: Begin's route for one that begins a

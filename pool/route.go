@@ -457,6 +457,11 @@ func (r *route) run(ctx context.Context, f func(*pgxpool.Conn) error) error {
 	stale, fellBack := false, false
 	for {
 		err := r.runOnce(ctx, f)
+		if err == nil {
+			// Before the checks below: isStale's and namesLost's
+			// errors.As targets escape, an allocation per call.
+			return nil
+		}
 		if isStale(err) && !stale {
 			stale = true
 			r.gens.staleSeen()

@@ -48,6 +48,9 @@ func (rs *poolRows) Next() bool {
 	}
 	rs.Close()
 	err := rs.Rows.Err()
+	if err == nil {
+		return false // isStale's errors.As target escapes: no allocation for nothing
+	}
 	_, _, refused := refusedBeforeRun(err)
 	if !rs.gotRows && !rs.retried && (isStale(err) || refused || rs.r.exec.fallBack(err)) {
 		rs.retried = true

@@ -73,21 +73,32 @@ func (t *guardedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.C
 	if err := t.g.check(sql); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	return t.Tx.Exec(ctx, sql, args...)
+	tag, err := t.Tx.Exec(ctx, t.g.r.text(sql), args...)
+	t.g.r.noteFailed(err)
+	return tag, err
 }
 
 func (t *guardedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if err := t.g.check(sql); err != nil {
 		return errRows{err}, err
 	}
-	return t.Tx.Query(ctx, sql, args...)
+	rows, err := t.Tx.Query(ctx, t.g.r.text(sql), args...)
+	if t.g.r.exec == nil {
+		return rows, err
+	}
+	t.g.r.noteFailed(err)
+	return &notingRows{Rows: rows, r: t.g.r}, err
 }
 
 func (t *guardedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if err := t.g.check(sql); err != nil {
 		return errRow{err}
 	}
-	return t.Tx.QueryRow(ctx, sql, args...)
+	row := t.Tx.QueryRow(ctx, t.g.r.text(sql), args...)
+	if t.g.r.exec == nil {
+		return row
+	}
+	return notingRow{row, t.g.r}
 }
 
 func (t *guardedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
@@ -96,7 +107,11 @@ func (t *guardedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResult
 			return pgx.FailedBatchResults(b, err)
 		}
 	}
-	return t.Tx.SendBatch(ctx, b)
+	br := t.Tx.SendBatch(ctx, t.g.r.batch(b, false))
+	if t.g.r.exec == nil {
+		return br
+	}
+	return &poolBatch{br: br, r: t.g.r} // notes its errors; never sent again
 }
 
 // Prepare prepares a statement. On the pooled route only the unnamed
@@ -112,4 +127,37 @@ func (t *guardedTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Stat
 		return nil, err
 	}
 	return t.Tx.Prepare(ctx, name, sql)
+}
+
+// Inside a transaction a statement that failed on a stale description or
+// on lost statement names is not run again: the error ended the
+// transaction, and what ran before it in the transaction is gone with it.
+// The caller gets the error (and must run the transaction again); the
+// route notes it (noteFailed), so that the next transaction is prepared
+// afresh instead of failing the same way.
+
+// notingRows are a pooled transaction's rows: their error is noted.
+type notingRows struct {
+	pgx.Rows
+	r *route
+}
+
+func (rs *notingRows) Next() bool {
+	if rs.Rows.Next() {
+		return true
+	}
+	rs.r.noteFailed(rs.Rows.Err())
+	return false
+}
+
+// notingRow is a pooled transaction's row: its error is noted.
+type notingRow struct {
+	pgx.Row
+	r *route
+}
+
+func (r notingRow) Scan(dest ...any) error {
+	err := r.Row.Scan(dest...)
+	r.r.noteFailed(err)
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -92,7 +93,7 @@ func detectedModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Write
 					base = fmt.Sprintf("%.0f qps, errors: %v", median(qps[i+1]), codes[i+1])
 				}
 				fmt.Fprintf(out, "| %s, %s, %d goroutines: supapool (detected %s) vs pgx %s | %.0f qps, 0 errors | %s | %s |\n",
-					pl.name, q.Name, sz.modeGoroutines, st.Mode, h.name, median(qps[0]), base, ratio)
+					pl.name, q.Name, sz.modeGoroutines, strings.ReplaceAll(st.Mode.String(), " ", "_"), h.name, median(qps[0]), base, ratio)
 			}
 		}
 	}
