@@ -30,8 +30,11 @@ import (
 // code that raises the same SQLSTATE and text, so
 // a statement that ran is never run again.
 func isStale(err error) bool {
+	if err == nil { // before the As target, which escapes: no allocation on success
+		return false
+	}
 	var pgErr *pgconn.PgError
-	if err == nil || !errors.As(err, &pgErr) {
+	if !errors.As(err, &pgErr) {
 		return false
 	}
 	switch pgErr.Code {
