@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -86,4 +87,42 @@ func TestBuildImagesIsCached(t *testing.T) {
 	for _, line := range built {
 		require.Equal(t, "testbed: image %s exists", line, "nothing may be rebuilt")
 	}
+}
+
+// TestPgBouncerImageSpeaksEdoburuLanguage starts the PgBouncer image the
+// way edoburu/pgbouncer's documentation does: only environment
+// variables, the user and password in DB_USER/DB_PASSWORD (written to
+// the auth file by the entrypoint), in front of a bed's PostgreSQL.
+func TestPgBouncerImageSpeaksEdoburuLanguage(t *testing.T) {
+	needDocker(t)
+	b, err := New(context.Background(), Options{NoPooler: true, Backend: BackendDocker})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	app, err := pgx.ParseConfig(b.DirectURL)
+	require.NoError(t, err)
+	s, err := startOnFreePort(ctx, "pgbouncer", func(port int) (runner, error) {
+		return newContainerRun(b.docker, testcontainers.ContainerRequest{
+			Image: ImagesFromEnv().PgBouncer,
+			Env: map[string]string{
+				"DB_HOST": "127.0.0.1", "DB_PORT": strconv.Itoa(b.pg.port), "DB_USER": AppUser, "DB_PASSWORD": app.Password,
+				"LISTEN_ADDR": "127.0.0.1", "LISTEN_PORT": strconv.Itoa(port), "AUTH_TYPE": "scram-sha-256",
+				"POOL_MODE": "transaction", "DEFAULT_POOL_SIZE": "3", "MAX_CLIENT_CONN": "50",
+			},
+			HostConfigModifier: hostNetwork(),
+		}), nil
+	}, func(port int) string { return makeURL(AppUser, app.Password, port, Database) })
+	require.NoError(t, err)
+	t.Cleanup(s.close)
+
+	conn, err := pgx.Connect(ctx, makeURL(AppUser, app.Password, s.port, Database))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var serverPort int
+	require.NoError(t, conn.QueryRow(ctx, "select inet_server_port()", pgx.QueryExecModeSimpleProtocol).Scan(&serverPort))
+	require.Equal(t, b.pg.port, serverPort, "the query reached the bed's PostgreSQL through the pooler")
+	wrong := makeURL(AppUser, "not-it", s.port, Database)
+	_, err = pgx.Connect(ctx, wrong)
+	require.Error(t, err, "a wrong password must be refused by the pooler")
 }
