@@ -25,7 +25,7 @@ func TestQuickRun(t *testing.T) {
 		"listener throughput", "listener latency p99",
 		"monitor poll",
 		"beside 100 heavy on Heavy()",
-		"PgBouncer 1.24 (max_prepared_statements=200), 3-table catalog join with grouping, 10 goroutines: supapool (detected cache statement) vs pgx cache_describe by hand",
+		"PgBouncer 1.24 (max_prepared_statements=200), 3-table catalog join with grouping, 10 goroutines: supapool (detected cache_statement) vs pgx cache_describe by hand",
 		"C-client ceiling: PgBouncer 1.24 (max_prepared_statements=200), `select abalance from pgbench_accounts where aid = $1`, 8 clients, 3 rounds of 1s: supapool (detected cache statement) vs `pgbench -S -M prepared`",
 		"C-client ceiling: PgBouncer 1.18, `select abalance from pgbench_accounts where aid = $1`, 8 clients, 3 rounds of 1s: supapool (detected cache describe) vs pgx cache_describe by hand",
 		"lag queries sent (counted, ReplicaStat.LagChecks)",
