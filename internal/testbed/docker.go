@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -357,6 +356,3 @@ exec postgres "$@"`
 		}), nil
 	}, func(port int) string { return makeURL(AdminUser, b.adminPW, port, "postgres") })
 }
-
-// errNotDocker is returned by Docker-only operations on other backends.
-var errNotDocker = errors.New("testbed: not a Docker bed")
