@@ -89,7 +89,7 @@ func newElastic(name string, weights map[string]int) *elastic {
 	// A route busy from the start asks once viewEvery has passed, even
 	// if nothing refused it: it may have taken its cap before the server
 	// filled up.
-	e.spareAt.Store(time.Now().Add(viewEvery - spareRecheck).UnixNano())
+	e.spareAt.Store(time.Now().Add(-spareRecheck).UnixNano())
 	return e
 }
 
@@ -129,7 +129,7 @@ func (r *route) viewDue(now int64) bool {
 		return true
 	}
 	busy := r.gate.nwait.Load() > 0 || r.gate.inUse.Load() >= r.gate.limit()
-	return busy && (now-e.refused.Load() < int64(refusedLately) || now-e.spareAt.Load() >= int64(spareRecheck))
+	return busy && (e.ceil.Load() > 0 || now-e.refused.Load() < int64(refusedLately) || now-e.spareAt.Load() >= int64(spareRecheck))
 }
 
 // shed closes c instead of giving it back when the route holds more than
@@ -205,9 +205,24 @@ func (r *route) apply(v serverView, c *pgxpool.Conn) {
 	was := pressure(e.pressure.Load())
 	p := was.next(fs.free)
 	e.pressure.Store(int32(p))
-	var ceil int32
-	if p == pressureFull && target < r.gate.max {
-		ceil = target
+	ceil := target
+	if p == pressureFull && fs.taker && fs.free > 0 && r.gate.nwait.Load() > 0 {
+		// Quiet instances hold idle connections on a full server while
+		// this one has callers waiting: take the headroom slot, which
+		// fills the server, and their yielding (yield.go) gives theirs
+		// back. One instance only (the taker), so that one connection
+		// attempt, not one per busy instance, reaches for it.
+		ceil = target + 1
+	}
+	if p != pressureFull {
+		// Room: grow into the free slots, but only by this instance's
+		// part of them (less headroom), since every live instance may be
+		// looking at the same free slots at once.
+		grow := int32(max(0, fs.free-headroom) / max(1, fs.live))
+		ceil = max(target, held+grow)
+	}
+	if ceil >= r.gate.max {
+		ceil = 0
 	}
 	if old := e.ceil.Swap(ceil); old != ceil || p != was {
 		r.log.Debug("supapool: elastic share",

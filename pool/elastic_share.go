@@ -25,8 +25,9 @@ type serverView struct {
 
 // clientCount is how many client backends one application_name holds.
 type clientCount struct {
-	name string
-	n    int
+	name  string
+	n     int
+	quiet int // of n, backends idle for more than a second (pgstat.Quiet)
 }
 
 // instanceKey names an instance: an app and its instance id.
@@ -46,6 +47,14 @@ type fairShare struct {
 	free    int // usable slots no client backend holds (negative: over)
 	live    int // instances holding at least one backend, this one included
 	clients int // all client backends
+	// idle is the backends held by other instances that are quiet: every
+	// backend of theirs idle for more than a second.
+	idle int
+	// taker is true when me is the one instance that may take the
+	// headroom slot so that quiet instances give theirs back: the first,
+	// by key, of the instances that are not quiet and hold at least
+	// their share, while there are quiet ones.
+	taker bool
 }
 
 // share computes me's fair share of v. Backends whose application_name
@@ -57,6 +66,7 @@ type fairShare struct {
 // below 1.
 func (v serverView) share(me instanceKey, weight func(app string) int) fairShare {
 	held := map[instanceKey]int{me: 0}
+	quiet := map[instanceKey]int{}
 	var fixed, clients int
 	for _, r := range v.rows {
 		clients += r.n
@@ -65,7 +75,9 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 			fixed += r.n
 			continue
 		}
-		held[instanceKey{n.App, n.Instance}] += r.n
+		k := instanceKey{n.App, n.Instance}
+		held[k] += r.n
+		quiet[k] += r.quiet
 	}
 	keys := make([]instanceKey, 0, len(held))
 	for k := range held {
@@ -103,6 +115,18 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 	}
 	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
 	fs.share = max(1, shares[i])
+	taker := -1
+	for j, k := range keys {
+		switch {
+		case held[k] > 0 && quiet[k] == held[k]:
+			if k != me {
+				fs.idle += held[k]
+			}
+		case taker < 0 && held[k] >= max(1, shares[j]):
+			taker = j
+		}
+	}
+	fs.taker = fs.idle > 0 && taker == i
 	return fs
 }
 

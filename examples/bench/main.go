@@ -55,7 +55,7 @@ type step struct {
 }
 
 var steps = []step{
-	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane}, {"pgbench", pgbenchCeiling},
+	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane}, {"pgbench", pgbenchCeiling}, {"elastic", elastic},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
