@@ -206,13 +206,15 @@ func (r *route) apply(v serverView, c *pgxpool.Conn) {
 	p := was.next(fs.free)
 	e.pressure.Store(int32(p))
 	ceil := target
-	if p == pressureFull && fs.taker && fs.free > 0 && r.gate.nwait.Load() > 0 {
+	if p == pressureFull && fs.idle > 0 && fs.free > 0 && r.gate.nwait.Load() > 0 {
 		// Quiet instances hold idle connections on a full server while
-		// this one has callers waiting: take the headroom slot, which
-		// fills the server, and their yielding (yield.go) gives theirs
-		// back. One instance only (the taker), so that one connection
-		// attempt, not one per busy instance, reaches for it.
-		ceil = target + 1
+		// this one has callers waiting: take the free slots, headroom
+		// included. That fills the server, and the quiet instances'
+		// yielding (yield.go), which waits for a full server, gives
+		// theirs back; the next look finds room again. Busy instances
+		// that reach for the same slot at once are refused and wait for
+		// their own connections, as in any storm.
+		ceil = max(target, held+int32(fs.free))
 	}
 	if p != pressureFull {
 		// Room: grow into the free slots, but only by this instance's

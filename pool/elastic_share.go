@@ -48,13 +48,8 @@ type fairShare struct {
 	live    int // instances holding at least one backend, this one included
 	clients int // all client backends
 	// idle is the backends held by other instances that are quiet: every
-	// backend of theirs idle for more than a second.
+	// backend of theirs, or all but one, idle for more than a second.
 	idle int
-	// taker is true when me is the one instance that may take the
-	// headroom slot so that quiet instances give theirs back: the first,
-	// by key, of the instances that are not quiet and hold at least
-	// their share, while there are quiet ones.
-	taker bool
 }
 
 // share computes me's fair share of v. Backends whose application_name
@@ -115,18 +110,13 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 	}
 	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
 	fs.share = max(1, shares[i])
-	taker := -1
-	for j, k := range keys {
-		switch {
-		case held[k] > 0 && quiet[k] == held[k]:
-			if k != me {
-				fs.idle += held[k]
-			}
-		case taker < 0 && held[k] >= max(1, shares[j]):
-			taker = j
+	for k, n := range held {
+		// All but one: a quiet route's yielding asks the server over one
+		// of its connections each second.
+		if k != me && n > 0 && quiet[k] >= n-1 && quiet[k] > 0 {
+			fs.idle += n
 		}
 	}
-	fs.taker = fs.idle > 0 && taker == i
 	return fs
 }
 

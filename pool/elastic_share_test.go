@@ -52,32 +52,22 @@ func TestPressureHysteresis(t *testing.T) {
 	}
 }
 
-// Quiet instances (every backend idle for over a second) on a full
-// server: exactly one busy instance at its share may take the headroom
-// slot, the first by key, so that the quiet ones' yielding starts.
-func TestShareTakerForQuietInstances(t *testing.T) {
+// Quiet instances (every backend idle for over a second) are counted
+// for every other instance, so that a busy one may fill the server and
+// make them yield.
+func TestShareCountsQuietInstances(t *testing.T) {
 	v := serverView{usable: 9, rows: []clientCount{
 		{name: "a#aaaaaa", n: 2, quiet: 2}, // quiet
-		{name: "b#bbbbbb", n: 1},           // below its share
-		{name: "c#cccccc", n: 2, quiet: 1}, // busy at its share: the taker
-		{name: "d#dddddd", n: 2},
+		{name: "b#bbbbbb", n: 1},
+		{name: "c#cccccc", n: 3, quiet: 1}, // two backends in use lately: not quiet
+		{name: "psql", n: 1, quiet: 1},     // no instance: never counted as quiet
 	}}
 	one := func(string) int { return 1 }
-	// 9 - 1 headroom = 8 among 4: 2 each.
-	var takers []string
-	for _, id := range []string{"a#aaaaaa", "b#bbbbbb", "c#cccccc", "d#dddddd"} {
-		fs := v.share(instanceKey{id[:1], id[2:]}, one)
-		assert.Equal(t, 2, fs.share, id)
-		if id != "a#aaaaaa" {
-			assert.Equal(t, 2, fs.idle, id)
-		}
-		if fs.taker {
-			takers = append(takers, id)
-		}
-	}
-	assert.Equal(t, []string{"c#cccccc"}, takers)
-	v.rows[0].quiet = 1 // a is busy again: nobody takes the headroom
-	for _, id := range []string{"a#aaaaaa", "b#bbbbbb", "c#cccccc", "d#dddddd"} {
-		assert.False(t, v.share(instanceKey{id[:1], id[2:]}, one).taker, id)
-	}
+	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one).idle)
+	assert.Equal(t, 2, v.share(instanceKey{"c", "cccccc"}, one).idle)
+	assert.Equal(t, 0, v.share(instanceKey{"a", "aaaaaa"}, one).idle, "not its own")
+	v.rows[0].quiet = 1
+	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one).idle, "all but one: yielding asks over one")
+	v.rows[0].quiet = 0
+	assert.Equal(t, 0, v.share(instanceKey{"b", "bbbbbb"}, one).idle, "a is busy again")
 }
