@@ -34,9 +34,22 @@ import (
 // are closed as they are released (never one in use), and idle ones at
 // once. The headroom slot lets an instance that starts meanwhile open its
 // first connection, and so become visible; the others then make room for
-// it at their next look. When the server has room again (pressureRoomy)
-// the limit is lifted and routes may grow to their caps; they then ask
-// only after a refusal, or every spareRecheck while busy.
+// it at their next look. When the server has room (pressureRoomy) a
+// route may grow past its share, but only by its part of the free slots
+// (free less headroom, divided among the live instances), since all of
+// them may be looking at the same free slots at once; a limit at or above
+// its cap is no limit. A busy route held by a limit asks every viewEvery;
+// one without a limit only after a refusal, or every spareRecheck. A
+// route asks first on its first release, so that instances starting
+// together share before they have overfilled the server.
+//
+// A quiet instance (every backend but the one its yielding asks over idle
+// for more than a second) on a server elastic sharing keeps one slot short
+// of full is never made to yield (yield.go waits for a full server). So a
+// busy route with callers waiting that sees quiet instances holding
+// backends takes the free slots, headroom included: the server is full,
+// the quiet ones give their idle connections back, and the next look finds
+// room.
 
 const (
 	// viewEvery bounds how often a route asks.

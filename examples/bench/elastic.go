@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/supapool/supapool/internal/bench"
@@ -68,13 +69,12 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 	}
 	cell := func(r []bench.ElasticResult) string {
 		var qps []float64
-		var errs, opened, closed, churn int64
+		var errs, opened, closed int64
 		for _, x := range r {
 			qps = append(qps, x.QPS())
 			errs += x.Errors
 			opened = max(opened, x.Opened)
 			closed = max(closed, x.ElasticClosed)
-			churn = max(churn, x.ChurnLastMinute)
 		}
 		return fmt.Sprintf("%.0f qps, %d errors, ≤ %d connections opened, ≤ %d closed by sharing", median(qps), errs, opened, closed)
 	}
@@ -99,8 +99,8 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 			}
 		}
 		for i := 1; i < len(cases); i++ {
-			fmt.Fprintf(out, "| elastic storm on %s (28 pools, 60 conns, no pooler; median of %d rounds): %s vs budget caps 2 | %s | %s | %.2f× qps |\n",
-				q.name, es.rounds, cases[i].name, cell(got[i]), cell(got[0]), median(ratios[i]))
+			fmt.Fprintf(out, "| elastic storm on %s (28 pools, 60 conns, no pooler; median of %d rounds): %s vs budget caps 2 | %s | %s | %.2f× qps (rounds %.2f–%.2f) |\n",
+				q.name, es.rounds, cases[i].name, cell(got[i]), cell(got[0]), median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]))
 		}
 	}
 
