@@ -105,7 +105,7 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 	}
 
 	// Instances that come and go, against the same population fixed.
-	flow := bench.Flow{Storm: base, For: es.flowFor, AdminURL: bed.AdminURL}
+	flow := bench.Flow{Storm: base, For: es.flowFor, AdminURL: bed.AdminURL, Sample: true}
 	flow.Caps, flow.Query = bench.Fixed(4), bench.QuerySleep
 	var fixedR, comeR []bench.ElasticResult
 	var ratios []float64
@@ -149,7 +149,8 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 	fmt.Fprintf(out, "| elastic, instances come and go every %v during %v (caps 4, `pg_sleep(0.001)`; median of %d rounds) vs the same 28 fixed | %s | %s | %.2f× qps |\n",
 		es.flowEvery, es.flowFor, es.flowRounds, flowCell(comeR), flowCell(fixedR), median(ratios))
 
-	// A budget that fits: sharing must close nothing.
+	// A budget that fits: sharing must close nothing. No sampler: its
+	// connection would take the plan's spare slot.
 	fits := bench.Flow{Storm: base, For: es.fitsFor, AdminURL: bed.AdminURL}
 	fits.Caps, fits.Budget, fits.Query = planned, spec, bench.QuerySleep
 	progress("elastic: a budget that fits, %v", es.fitsFor)

@@ -133,10 +133,13 @@ type Flow struct {
 	// Swing is how many instances above the fixed population come before
 	// they go again (default 4).
 	Swing int
-	// AdminURL, when set, samples the server's client backends every
-	// SampleEvery (a superuser connection of its own, held for the run)
-	// and counts the sessions opened.
+	// AdminURL, when set, is a superuser's URL on another database: the
+	// flow counts the sessions opened over it, and with Sample set it
+	// samples the server's client backends every SampleEvery (default
+	// 100 ms) over a connection of its own, held for the run, which
+	// takes a slot.
 	AdminURL    string
+	Sample      bool
 	SampleEvery time.Duration
 }
 
@@ -211,7 +214,7 @@ func RunFlow(ctx context.Context, directURL string, f Flow) (res ElasticResult, 
 	}()
 
 	var sampleStop func() (int, int, error)
-	if f.AdminURL != "" {
+	if f.AdminURL != "" && f.Sample {
 		if sampleStop, err = sampleClients(ctx, f.AdminURL, f.SampleEvery); err != nil {
 			return ElasticResult{}, err
 		}
