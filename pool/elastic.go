@@ -34,9 +34,22 @@ import (
 // are closed as they are released (never one in use), and idle ones at
 // once. The headroom slot lets an instance that starts meanwhile open its
 // first connection, and so become visible; the others then make room for
-// it at their next look. When the server has room again (pressureRoomy)
-// the limit is lifted and routes may grow to their caps; they then ask
-// only after a refusal, or every spareRecheck while busy.
+// it at their next look. When the server has room (pressureRoomy) a
+// route may grow past its share, but only by its part of the free slots
+// (free less headroom, divided among the live instances), since all of
+// them may be looking at the same free slots at once; a limit at or above
+// its cap is no limit. A busy route held by a limit asks every viewEvery;
+// one without a limit only after a refusal, or every spareRecheck. A
+// route asks first on its first release, so that instances starting
+// together share before they have overfilled the server.
+//
+// A quiet instance (every backend but the one its yielding asks over idle
+// for more than a second) on a server elastic sharing keeps one slot short
+// of full is never made to yield (yield.go waits for a full server). So a
+// busy route with callers waiting that sees quiet instances holding
+// backends takes the free slots, headroom included: the server is full,
+// the quiet ones give their idle connections back, and the next look finds
+// room.
 
 const (
 	// viewEvery bounds how often a route asks.
@@ -89,7 +102,7 @@ func newElastic(name string, weights map[string]int) *elastic {
 	// A route busy from the start asks once viewEvery has passed, even
 	// if nothing refused it: it may have taken its cap before the server
 	// filled up.
-	e.spareAt.Store(time.Now().Add(viewEvery - spareRecheck).UnixNano())
+	e.spareAt.Store(time.Now().Add(-spareRecheck).UnixNano())
 	return e
 }
 
@@ -129,7 +142,7 @@ func (r *route) viewDue(now int64) bool {
 		return true
 	}
 	busy := r.gate.nwait.Load() > 0 || r.gate.inUse.Load() >= r.gate.limit()
-	return busy && (now-e.refused.Load() < int64(refusedLately) || now-e.spareAt.Load() >= int64(spareRecheck))
+	return busy && (e.ceil.Load() > 0 || now-e.refused.Load() < int64(refusedLately) || now-e.spareAt.Load() >= int64(spareRecheck))
 }
 
 // shed closes c instead of giving it back when the route holds more than
@@ -205,9 +218,26 @@ func (r *route) apply(v serverView, c *pgxpool.Conn) {
 	was := pressure(e.pressure.Load())
 	p := was.next(fs.free)
 	e.pressure.Store(int32(p))
-	var ceil int32
-	if p == pressureFull && target < r.gate.max {
-		ceil = target
+	ceil := target
+	if p == pressureFull && fs.idle > 0 && fs.free > 0 && r.gate.nwait.Load() > 0 {
+		// Quiet instances hold idle connections on a full server while
+		// this one has callers waiting: take the free slots, headroom
+		// included. That fills the server, and the quiet instances'
+		// yielding (yield.go), which waits for a full server, gives
+		// theirs back; the next look finds room again. Busy instances
+		// that reach for the same slot at once are refused and wait for
+		// their own connections, as in any storm.
+		ceil = max(target, held+int32(fs.free))
+	}
+	if p != pressureFull {
+		// Room: grow into the free slots, but only by this instance's
+		// part of them (less headroom), since every live instance may be
+		// looking at the same free slots at once.
+		grow := int32(max(0, fs.free-headroom) / max(1, fs.live))
+		ceil = max(target, held+grow)
+	}
+	if ceil >= r.gate.max {
+		ceil = 0
 	}
 	if old := e.ceil.Swap(ceil); old != ceil || p != was {
 		r.log.Debug("supapool: elastic share",

@@ -25,8 +25,9 @@ type serverView struct {
 
 // clientCount is how many client backends one application_name holds.
 type clientCount struct {
-	name string
-	n    int
+	name  string
+	n     int
+	quiet int // of n, backends idle for more than a second (pgstat.Quiet)
 }
 
 // instanceKey names an instance: an app and its instance id.
@@ -46,6 +47,9 @@ type fairShare struct {
 	free    int // usable slots no client backend holds (negative: over)
 	live    int // instances holding at least one backend, this one included
 	clients int // all client backends
+	// idle is the backends held by other instances that are quiet: every
+	// backend of theirs, or all but one, idle for more than a second.
+	idle int
 }
 
 // share computes me's fair share of v. Backends whose application_name
@@ -57,6 +61,7 @@ type fairShare struct {
 // below 1.
 func (v serverView) share(me instanceKey, weight func(app string) int) fairShare {
 	held := map[instanceKey]int{me: 0}
+	quiet := map[instanceKey]int{}
 	var fixed, clients int
 	for _, r := range v.rows {
 		clients += r.n
@@ -65,7 +70,9 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 			fixed += r.n
 			continue
 		}
-		held[instanceKey{n.App, n.Instance}] += r.n
+		k := instanceKey{n.App, n.Instance}
+		held[k] += r.n
+		quiet[k] += r.quiet
 	}
 	keys := make([]instanceKey, 0, len(held))
 	for k := range held {
@@ -103,6 +110,13 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 	}
 	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
 	fs.share = max(1, shares[i])
+	for k, n := range held {
+		// All but one: a quiet route's yielding asks the server over one
+		// of its connections each second.
+		if k != me && n > 0 && quiet[k] >= n-1 && quiet[k] > 0 {
+			fs.idle += n
+		}
+	}
 	return fs
 }
 

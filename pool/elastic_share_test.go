@@ -9,9 +9,9 @@ import (
 func TestShareEqualAndFixed(t *testing.T) {
 	var rows []clientCount
 	for _, id := range []string{"aaaaaa", "bbbbbb", "cccccc"} {
-		rows = append(rows, clientCount{"web#" + id, 4})
+		rows = append(rows, clientCount{name: "web#" + id, n: 4})
 	}
-	rows = append(rows, clientCount{"psql", 3}) // no instance id: a fixed cost
+	rows = append(rows, clientCount{name: "psql", n: 3}) // no instance id: a fixed cost
 	v := serverView{usable: 20, rows: rows}
 	one := func(string) int { return 1 }
 	// 20 - 3 fixed - 1 headroom = 16 among 3: 6, 5, 5 by key order.
@@ -28,7 +28,7 @@ func TestShareEqualAndFixed(t *testing.T) {
 }
 
 func TestShareWeightedNeverBelowOne(t *testing.T) {
-	v := serverView{usable: 10, rows: []clientCount{{"api#aaaaaa", 6}, {"cron#bbbbbb", 1}}}
+	v := serverView{usable: 10, rows: []clientCount{{name: "api#aaaaaa", n: 6}, {name: "cron#bbbbbb", n: 1}}}
 	w := func(app string) int {
 		if app == "api" {
 			return 8
@@ -37,7 +37,7 @@ func TestShareWeightedNeverBelowOne(t *testing.T) {
 	}
 	assert.Equal(t, 8, v.share(instanceKey{"api", "aaaaaa"}, w).share)
 	assert.Equal(t, 1, v.share(instanceKey{"cron", "bbbbbb"}, w).share)
-	crowded := serverView{usable: 3, rows: []clientCount{{"a#aaaaaa", 1}, {"a#bbbbbb", 1}, {"a#cccccc", 1}}}
+	crowded := serverView{usable: 3, rows: []clientCount{{name: "a#aaaaaa", n: 1}, {name: "a#bbbbbb", n: 1}, {name: "a#cccccc", n: 1}}}
 	assert.Equal(t, 1, crowded.share(instanceKey{"a", "aaaaaa"}, w).share, "never below 1")
 }
 
@@ -50,4 +50,24 @@ func TestPressureHysteresis(t *testing.T) {
 		p = p.next(step.free)
 		assert.Equal(t, step.want, p, "free %d", step.free)
 	}
+}
+
+// Quiet instances (every backend idle for over a second) are counted
+// for every other instance, so that a busy one may fill the server and
+// make them yield.
+func TestShareCountsQuietInstances(t *testing.T) {
+	v := serverView{usable: 9, rows: []clientCount{
+		{name: "a#aaaaaa", n: 2, quiet: 2}, // quiet
+		{name: "b#bbbbbb", n: 1},
+		{name: "c#cccccc", n: 3, quiet: 1}, // two backends in use lately: not quiet
+		{name: "psql", n: 1, quiet: 1},     // no instance: never counted as quiet
+	}}
+	one := func(string) int { return 1 }
+	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one).idle)
+	assert.Equal(t, 2, v.share(instanceKey{"c", "cccccc"}, one).idle)
+	assert.Equal(t, 0, v.share(instanceKey{"a", "aaaaaa"}, one).idle, "not its own")
+	v.rows[0].quiet = 1
+	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one).idle, "all but one: yielding asks over one")
+	v.rows[0].quiet = 0
+	assert.Equal(t, 0, v.share(instanceKey{"b", "bbbbbb"}, one).idle, "a is busy again")
 }

@@ -28,12 +28,12 @@ func askView(ctx context.Context, c *pgx.Conn) (serverView, error) {
 	var v serverView
 	for rows.Next() {
 		var r clientCount
-		var n, hidden int64
+		var n, hidden, quiet int64
 		var usable int32
-		if err := rows.Scan(&r.name, &n, &hidden, &usable); err != nil {
+		if err := rows.Scan(&r.name, &n, &hidden, &usable, &quiet); err != nil {
 			return serverView{}, err
 		}
-		r.n = int(n)
+		r.n, r.quiet = int(n), int(quiet)
 		v.hidden += int(hidden)
 		v.usable = int(usable)
 		v.rows = append(v.rows, r)

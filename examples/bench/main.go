@@ -55,7 +55,7 @@ type step struct {
 }
 
 var steps = []step{
-	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane}, {"pgbench", pgbenchCeiling}, {"replica", replicaReads},
+	{"queryrow", queryRowOverhead}, {"modes", execModes}, {"execmode", detectedModes}, {"storms", storms}, {"listener", listener}, {"monitor", monitorPoll}, {"heavy", heavyLane}, {"pgbench", pgbenchCeiling}, {"replica", replicaReads}, {"elastic", elastic},
 }
 
 // stepNames lists the steps for -steps' help and errors.

@@ -29,13 +29,15 @@ func TestQuickRun(t *testing.T) {
 		"C-client ceiling: PgBouncer 1.24 (max_prepared_statements=200), `select abalance from pgbench_accounts where aid = $1`, 8 clients, 3 rounds of 1s: supapool (detected cache statement) vs `pgbench -S -M prepared`",
 		"C-client ceiling: PgBouncer 1.18, `select abalance from pgbench_accounts where aid = $1`, 8 clients, 3 rounds of 1s: supapool (detected cache describe) vs pgx cache_describe by hand",
 		"lag queries sent (counted, ReplicaStat.LagChecks)",
+		"elastic storm on ",
+		"elastic, a budget that fits",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if n := strings.Count(out.String(), "\n"); n != 39 {
-		t.Errorf("want a header, a rule and 37 rows, got %d lines:\n%s", n, out.String())
+	if n := strings.Count(out.String(), "\n"); n != 45 {
+		t.Errorf("want a header, a rule and 43 rows, got %d lines:\n%s", n, out.String())
 	}
 }
 

@@ -123,6 +123,8 @@ type Storm struct {
 	Budget string
 	// NoElastic turns supapool's elastic sharing off (DATABASE_ELASTIC=off).
 	NoElastic bool
+	// onClose, when set, sees each supapool pool just before it closes.
+	onClose func(*pool.Pool)
 }
 
 // newPool makes one of the storm's supapool pools the way a service does,
@@ -159,6 +161,9 @@ func RunStorm(ctx context.Context, directURL string, s Storm) (res Result, err e
 	var pools []Execer
 	defer func() {
 		for _, p := range pools {
+			if sp, ok := p.(*pool.Pool); ok && s.onClose != nil {
+				s.onClose(sp)
+			}
 			p.Close()
 		}
 		if derr := drain(ctx, directURL); err == nil {

@@ -57,13 +57,21 @@ const Usable = `(` + MaxConnections + ` - ` + Reserved + `)`
 const LoadQuery = `select count(*) filter (where ` + ClientBackend + `), ` + Usable + `
 from pg_stat_activity`
 
+// Quiet is a condition on a pg_stat_activity row: true for a backend
+// idle (not in a transaction) for more than a second, one its client has
+// not used lately. A hidden row ([Hidden]) has no state and is never
+// quiet.
+const Quiet = `(state = 'idle' and state_change < now() - interval '1 second')`
+
 // ClientsByApp returns one row per application_name holding client
 // backends ([ClientBackend]): the name (an empty string for NULL), its
 // backends (an int8), how many of those are hidden from the asking role
-// ([Hidden], an int8), and the server's usable slots ([Usable], an int4,
-// the same on every row). A role without pg_read_all_stats still sees
-// other roles' application_name, so hidden backends are grouped too. Like
-// [LoadQuery] it needs no prepared statement.
-const ClientsByApp = `select coalesce(application_name, ''), count(*), count(*) filter (where ` + Hidden + `), ` + Usable + `
+// ([Hidden], an int8), the server's usable slots ([Usable], an int4, the
+// same on every row), and how many of its backends are quiet ([Quiet], an
+// int8). A role without pg_read_all_stats still sees other roles'
+// application_name, so hidden backends are grouped too. Like [LoadQuery]
+// it needs no prepared statement.
+const ClientsByApp = `select coalesce(application_name, ''), count(*), count(*) filter (where ` + Hidden + `), ` + Usable + `,
+ count(*) filter (where ` + Quiet + `)
 from pg_stat_activity where ` + ClientBackend + `
 group by 1`

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/supapool/supapool/internal/bench"
+	"github.com/supapool/supapool/internal/testbed"
+)
+
+// elasticSizes is the elastic step's share of sizes.
+type elasticSizes struct {
+	rounds     int           // alternated rounds of the storms
+	queries    int           // per goroutine in a storm
+	flowRounds int           // alternated rounds of come-and-go vs a fixed population
+	flowFor    time.Duration // each come-and-go (and fixed) run
+	flowEvery  time.Duration // an instance comes or goes this often
+	fitsFor    time.Duration // the budget that fits
+}
+
+// elasticSizesFor derives the step's sizes from the run's: full sizes,
+// or small ones under -quick (stormQueries below 200).
+func elasticSizesFor(sz sizes) elasticSizes {
+	if sz.stormQueries < 200 {
+		return elasticSizes{rounds: 1, queries: sz.stormQueries, flowRounds: 1, flowFor: 6 * time.Second, flowEvery: time.Second, fitsFor: 3 * time.Second}
+	}
+	return elasticSizes{rounds: 5, queries: sz.stormQueries, flowRounds: 2, flowFor: 60 * time.Second, flowEvery: 3 * time.Second, fitsFor: 30 * time.Second}
+}
+
+// elastic measures elastic sharing (pool/elastic.go) on the seed's storm:
+// 28 pools (7 apps × 4 instances) × 10 goroutines on a server of 60
+// connections, no pooler. Caps 4 (too high: 112 > 57 usable) with sharing,
+// with the budget's weights and without any budget file, against the
+// budget's caps 2, all supapool, on a query that holds its connection for
+// a millisecond and on a cheap one; rounds alternate the order of the
+// three and each ratio is the median of per-round ratios. Then instances
+// that come and go against a fixed population, and a budget that fits.
+func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
+	es := elasticSizesFor(sz)
+	// A server of its own, no pooler: the other rows' PgBouncer keeps
+	// server connections open.
+	bed, err := testbed.New(ctx, testbed.Options{MaxConnections: 60, NoPooler: true})
+	if err != nil {
+		return err
+	}
+	defer bed.Close()
+	dir, err := os.MkdirTemp("", "supapool-bench-elastic")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	base := bench.Storm{Apps: 7, Instances: 4, Goroutines: 10, Queries: es.queries}
+	planned, spec, err := bench.PlannedCaps(base, dir)
+	if err != nil {
+		return err
+	}
+	cases := []struct {
+		name   string
+		caps   func(string) int32
+		budget string
+	}{
+		{"budget caps 2", planned, spec},
+		{"caps 4 + sharing, budget weights", bench.Fixed(4), spec},
+		{"caps 4 + sharing, no budget file", bench.Fixed(4), ""},
+	}
+	cell := func(r []bench.ElasticResult) string {
+		var qps []float64
+		var errs, opened, closed int64
+		for _, x := range r {
+			qps = append(qps, x.QPS())
+			errs += x.Errors
+			opened = max(opened, x.Opened)
+			closed = max(closed, x.ElasticClosed)
+		}
+		return fmt.Sprintf("%.0f qps, %d errors, ≤ %d connections opened, ≤ %d closed by sharing", median(qps), errs, opened, closed)
+	}
+	for _, q := range []struct{ name, sql string }{{"`pg_sleep(0.001)`", bench.QuerySleep}, {"`select $1::int + 1`", bench.QueryAdd}} {
+		got := make([][]bench.ElasticResult, len(cases))
+		ratios := make([][]float64, len(cases))
+		for round := 0; round < es.rounds; round++ {
+			var r = make([]bench.ElasticResult, len(cases))
+			for k := range cases {
+				i := (k + round) % len(cases)
+				c := cases[i]
+				s := base
+				s.Caps, s.Budget, s.Query = c.caps, c.budget, q.sql
+				progress("elastic storm round %d/%d on %s: %s (28 pools × 10 goroutines × %d queries)", round+1, es.rounds, q.name, c.name, es.queries)
+				if r[i], err = bench.RunElasticStorm(ctx, bed.AdminURL, bed.DirectURL, s); err != nil {
+					return err
+				}
+				got[i] = append(got[i], r[i])
+			}
+			for i := 1; i < len(cases); i++ {
+				ratios[i] = append(ratios[i], r[i].QPS()/r[0].QPS())
+			}
+		}
+		for i := 1; i < len(cases); i++ {
+			fmt.Fprintf(out, "| elastic storm on %s (28 pools, 60 conns, no pooler; median of %d rounds): %s vs budget caps 2 | %s | %s | %.2f× qps (rounds %.2f–%.2f) |\n",
+				q.name, es.rounds, cases[i].name, cell(got[i]), cell(got[0]), median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]))
+		}
+	}
+
+	// Instances that come and go, against the same population fixed.
+	flow := bench.Flow{Storm: base, For: es.flowFor, AdminURL: bed.AdminURL, Sample: true}
+	flow.Caps, flow.Query = bench.Fixed(4), bench.QuerySleep
+	var fixedR, comeR []bench.ElasticResult
+	var ratios []float64
+	for round := 0; round < es.flowRounds; round++ {
+		var a, b bench.ElasticResult
+		for k := 0; k < 2; k++ {
+			f := flow
+			come := (k+round)%2 == 1
+			if come {
+				f.Every = es.flowEvery
+			}
+			progress("elastic flow round %d/%d: %v, caps 4, pg_sleep(0.001), come and go: %v", round+1, es.flowRounds, es.flowFor, come)
+			r, err := bench.RunFlow(ctx, bed.DirectURL, f)
+			if err != nil {
+				return err
+			}
+			if come {
+				b = r
+			} else {
+				a = r
+			}
+		}
+		fixedR, comeR = append(fixedR, a), append(comeR, b)
+		ratios = append(ratios, b.QPS()/a.QPS())
+	}
+	flowCell := func(rs []bench.ElasticResult) string {
+		var qps []float64
+		var errs int64
+		most, usable, created := 0, 0, 0
+		for _, r := range rs {
+			qps = append(qps, r.QPS())
+			errs += r.Errors
+			most, usable, created = max(most, r.MaxClients), r.Usable, created+r.Created
+		}
+		s := fmt.Sprintf("%.0f qps, %d errors, at most %d of %d usable slots", median(qps), errs, most, usable)
+		if created > 0 {
+			s += fmt.Sprintf(", %d instances came and went", created)
+		}
+		return s
+	}
+	fmt.Fprintf(out, "| elastic, instances come and go every %v during %v (caps 4, `pg_sleep(0.001)`; median of %d rounds) vs the same 28 fixed | %s | %s | %.2f× qps |\n",
+		es.flowEvery, es.flowFor, es.flowRounds, flowCell(comeR), flowCell(fixedR), median(ratios))
+
+	// A budget that fits: sharing must close nothing. No sampler: its
+	// connection would take the plan's spare slot.
+	fits := bench.Flow{Storm: base, For: es.fitsFor, AdminURL: bed.AdminURL}
+	fits.Caps, fits.Budget, fits.Query = planned, spec, bench.QuerySleep
+	progress("elastic: a budget that fits, %v", es.fitsFor)
+	r, err := bench.RunFlow(ctx, bed.DirectURL, fits)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "| elastic, a budget that fits (caps 2 from the plan, %v, `pg_sleep(0.001)`) | %d closed by sharing, %d connections opened for 56 planned, %d errors | 0 closed | %.0f qps |\n",
+		es.fitsFor, r.ElasticClosed, r.Opened, r.Errors, r.QPS())
+	return nil
+}
