@@ -68,8 +68,9 @@ const (
 // elastic is a route's elastic-sharing state; nil when the route does not
 // share (through a pooler, or Config.NoElastic).
 type elastic struct {
-	me     instanceKey
-	weight func(app string) int
+	me      instanceKey
+	weight  func(app string) int
+	planned bool // weight is a budget plan's (SUPAPOOL_BUDGET)
 
 	asking   atomic.Bool  // a view is being asked: one at a time
 	shedding atomic.Bool  // a release is closing a connection above the share
@@ -91,7 +92,8 @@ type elastic struct {
 func newElastic(name string, weights map[string]int) *elastic {
 	n := appname.Parse(name)
 	e := &elastic{
-		me: instanceKey{n.App, n.Instance},
+		me:      instanceKey{n.App, n.Instance},
+		planned: weights != nil,
 		weight: func(app string) int {
 			if w, ok := weights[app]; ok {
 				return w
@@ -209,7 +211,7 @@ func (r *route) askAndRelease(c *pgxpool.Conn) {
 func (r *route) apply(v serverView, c *pgxpool.Conn) {
 	e := r.elastic
 	held := r.established()
-	fs := v.share(e.me, e.weight)
+	fs := v.share(e.me, e.weight, e.planned)
 	// The instance's backends on its other routes (and lanes) count
 	// against its share too.
 	other := max(0, fs.mine-int(held))

@@ -58,8 +58,11 @@ type fairShare struct {
 // rest, less headroom, is divided among the live instances in proportion
 // to weight(app) (at least 1), by largest remainder, ties broken by app and
 // instance so that every instance computes the same split. No share is
-// below 1.
-func (v serverView) share(me instanceKey, weight func(app string) int) fairShare {
+// below 1. With planned weights (a SUPAPOOL_BUDGET plan) and live
+// instances that fit the server without headroom, each instance's share
+// is exactly its weight: a budget that fits closes nothing, even when a
+// tool's backend takes the slot headroom would keep.
+func (v serverView) share(me instanceKey, weight func(app string) int, planned bool) fairShare {
 	held := map[instanceKey]int{me: 0}
 	quiet := map[instanceKey]int{}
 	var fixed, clients int
@@ -80,6 +83,13 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 	}
 	slices.SortFunc(keys, instanceKey.compare)
 	fs := fairShare{mine: held[me], free: v.usable - clients, live: len(keys), clients: clients}
+	for k, n := range held {
+		// All but one: a quiet route's yielding asks the server over one
+		// of its connections each second.
+		if k != me && n > 0 && quiet[k] >= n-1 && quiet[k] > 0 {
+			fs.idle += n
+		}
+	}
 
 	avail := v.usable - fixed - headroom
 	w := make([]int, len(keys))
@@ -87,6 +97,11 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 	for i, k := range keys {
 		w[i] = max(1, weight(k.app))
 		total += w[i]
+	}
+	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
+	if planned && total <= v.usable-fixed {
+		fs.share = w[i]
+		return fs
 	}
 	if avail <= len(keys) || total == 0 {
 		fs.share = 1
@@ -108,15 +123,7 @@ func (v serverView) share(me instanceKey, weight func(app string) int) fairShare
 	for _, i := range order[:left] {
 		shares[i]++
 	}
-	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
 	fs.share = max(1, shares[i])
-	for k, n := range held {
-		// All but one: a quiet route's yielding asks the server over one
-		// of its connections each second.
-		if k != me && n > 0 && quiet[k] >= n-1 && quiet[k] > 0 {
-			fs.idle += n
-		}
-	}
 	return fs
 }
 
