@@ -37,7 +37,7 @@ func applyBudget(c *Config, path string) error {
 		}
 		return fmt.Errorf("pool: app %s (%s) is not in the budget %s (%s); it has: %s", redact.Value(c.AppName), EnvAppName, path, EnvBudget, redact.Text(strings.Join(names, ", ")))
 	}
-	c.weights = elasticWeights(plan)
+	c.weights, c.instances = elasticWeights(plan), elasticInstances(plan)
 	c.MaxConns, c.MaxDirectConns = alloc.MaxConns, alloc.MaxDirectConns
 	c.NoDirect = alloc.MaxDirectConns == 0
 	c.MaxHeavyConns, c.NoHeavy = alloc.MaxHeavyConns, alloc.MaxHeavyConns == 0
@@ -57,6 +57,16 @@ func applyBudget(c *Config, path string) error {
 // has no pooler), so that when the planned instances are the live ones,
 // elastic shares are the plan's caps and a budget that fits closes
 // nothing.
+// elasticInstances is each app's planned instance count: while the live
+// instances are within it, the plan fits and shares are the plan's.
+func elasticInstances(plan *budget.Allocation) map[string]int {
+	n := map[string]int{}
+	for _, a := range plan.Spec().Apps {
+		n[a.Name] = a.Instances
+	}
+	return n
+}
+
 func elasticWeights(plan *budget.Allocation) map[string]int {
 	noPooler := plan.Spec().Pooler == nil
 	w := map[string]int{}

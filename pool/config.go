@@ -251,6 +251,8 @@ type Config struct {
 	// weights is each app's weight in elastic sharing, from the budget
 	// plan (nil without one: every instance weighs the same).
 	weights map[string]int
+	// instances is each app's planned instance count, from the same plan.
+	instances map[string]int
 }
 
 // ConfigFromEnv reads a Config from the environment; see the package

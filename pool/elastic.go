@@ -70,7 +70,7 @@ const (
 type elastic struct {
 	me      instanceKey
 	weight  func(app string) int
-	planned bool // weight is a budget plan's (SUPAPOOL_BUDGET)
+	planned map[string]int // planned instances per app (SUPAPOOL_BUDGET); nil without a plan
 
 	asking   atomic.Bool  // a view is being asked: one at a time
 	shedding atomic.Bool  // a release is closing a connection above the share
@@ -89,11 +89,11 @@ type elastic struct {
 	logged bool // the hidden-backends notice
 }
 
-func newElastic(name string, weights map[string]int) *elastic {
+func newElastic(name string, weights, instances map[string]int) *elastic {
 	n := appname.Parse(name)
 	e := &elastic{
 		me:      instanceKey{n.App, n.Instance},
-		planned: weights != nil,
+		planned: instances,
 		weight: func(app string) int {
 			if w, ok := weights[app]; ok {
 				return w

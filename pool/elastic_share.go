@@ -58,11 +58,12 @@ type fairShare struct {
 // rest, less headroom, is divided among the live instances in proportion
 // to weight(app) (at least 1), by largest remainder, ties broken by app and
 // instance so that every instance computes the same split. No share is
-// below 1. With planned weights (a SUPAPOOL_BUDGET plan) and live
-// instances that fit the server without headroom, each instance's share
-// is exactly its weight: a budget that fits closes nothing, even when a
-// tool's backend takes the slot headroom would keep.
-func (v serverView) share(me instanceKey, weight func(app string) int, planned bool) fairShare {
+// below 1. With a SUPAPOOL_BUDGET plan (planned: instances per app) and
+// live instances within it, each instance's share is exactly its weight,
+// the plan's connections: the planner has checked that they fit, so a
+// budget that fits closes nothing, whatever transient backends (logins
+// not yet named, a tool's session) the view happens to see.
+func (v serverView) share(me instanceKey, weight func(app string) int, planned map[string]int) fairShare {
 	held := map[instanceKey]int{me: 0}
 	quiet := map[instanceKey]int{}
 	var fixed, clients int
@@ -99,7 +100,7 @@ func (v serverView) share(me instanceKey, weight func(app string) int, planned b
 		total += w[i]
 	}
 	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
-	if planned && total <= v.usable-fixed {
+	if withinPlan(keys, planned) {
 		fs.share = w[i]
 		return fs
 	}
@@ -125,6 +126,24 @@ func (v serverView) share(me instanceKey, weight func(app string) int, planned b
 	}
 	fs.share = max(1, shares[i])
 	return fs
+}
+
+// withinPlan reports whether every live instance belongs to an app of the
+// plan and no app has more live instances than the plan gives it.
+func withinPlan(keys []instanceKey, planned map[string]int) bool {
+	if planned == nil {
+		return false
+	}
+	live := map[string]int{}
+	for _, k := range keys {
+		live[k.app]++
+	}
+	for app, n := range live {
+		if n > planned[app] {
+			return false
+		}
+	}
+	return true
 }
 
 // pressure is elastic sharing's view of how full the server is, with

@@ -18,7 +18,7 @@ func TestShareEqualAndFixed(t *testing.T) {
 	// 20 - 3 fixed - 1 headroom = 16 among 3: 6, 5, 5 by key order.
 	got := []int{}
 	for _, id := range []string{"aaaaaa", "bbbbbb", "cccccc"} {
-		fs := v.share(instanceKey{"web", id}, one, false)
+		fs := v.share(instanceKey{"web", id}, one, nil)
 		got = append(got, fs.share)
 		assert.Equal(t, 4, fs.mine)
 		assert.Equal(t, 3, fs.live)
@@ -36,10 +36,10 @@ func TestShareWeightedNeverBelowOne(t *testing.T) {
 		}
 		return 1
 	}
-	assert.Equal(t, 8, v.share(instanceKey{"api", "aaaaaa"}, w, false).share)
-	assert.Equal(t, 1, v.share(instanceKey{"cron", "bbbbbb"}, w, false).share)
+	assert.Equal(t, 8, v.share(instanceKey{"api", "aaaaaa"}, w, nil).share)
+	assert.Equal(t, 1, v.share(instanceKey{"cron", "bbbbbb"}, w, nil).share)
 	crowded := serverView{usable: 3, rows: []clientCount{{name: "a#aaaaaa", n: 1}, {name: "a#bbbbbb", n: 1}, {name: "a#cccccc", n: 1}}}
-	assert.Equal(t, 1, crowded.share(instanceKey{"a", "aaaaaa"}, w, false).share, "never below 1")
+	assert.Equal(t, 1, crowded.share(instanceKey{"a", "aaaaaa"}, w, nil).share, "never below 1")
 }
 
 func TestPressureHysteresis(t *testing.T) {
@@ -64,18 +64,19 @@ func TestShareCountsQuietInstances(t *testing.T) {
 		{name: "psql", n: 1, quiet: 1},     // no instance: never counted as quiet
 	}}
 	one := func(string) int { return 1 }
-	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one, false).idle)
-	assert.Equal(t, 2, v.share(instanceKey{"c", "cccccc"}, one, false).idle)
-	assert.Equal(t, 0, v.share(instanceKey{"a", "aaaaaa"}, one, false).idle, "not its own")
+	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle)
+	assert.Equal(t, 2, v.share(instanceKey{"c", "cccccc"}, one, nil).idle)
+	assert.Equal(t, 0, v.share(instanceKey{"a", "aaaaaa"}, one, nil).idle, "not its own")
 	v.rows[0].quiet = 1
-	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one, false).idle, "all but one: yielding asks over one")
+	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle, "all but one: yielding asks over one")
 	v.rows[0].quiet = 0
-	assert.Equal(t, 0, v.share(instanceKey{"b", "bbbbbb"}, one, false).idle, "a is busy again")
+	assert.Equal(t, 0, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle, "a is busy again")
 }
 
 // A budget that fits exactly (28 instances × 2 of 57 usable) keeps every
-// instance at its plan although a tool's backend took the headroom slot:
-// no share below 2, so sharing closes nothing.
+// instance at its plan although a tool's backend took the headroom slot
+// and logins not yet named show in the view: no share below 2, so sharing
+// closes nothing.
 func TestShareBudgetThatFitsKeepsThePlan(t *testing.T) {
 	v := serverView{usable: 57, rows: []clientCount{{name: "psql", n: 1}}}
 	var keys []instanceKey
@@ -87,14 +88,24 @@ func TestShareBudgetThatFitsKeepsThePlan(t *testing.T) {
 		}
 	}
 	two := func(string) int { return 2 }
+	plan := map[string]int{}
+	for a := 0; a < 7; a++ {
+		plan[fmt.Sprintf("app%d", a)] = 4
+	}
 	for _, k := range keys {
-		assert.Equal(t, 2, v.share(k, two, true).share, k)
+		assert.Equal(t, 2, v.share(k, two, plan).share, k)
+	}
+	// Logins not yet named crowd the view: the plan still holds.
+	crowded := v
+	crowded.rows = append(append([]clientCount(nil), v.rows...), clientCount{name: "", n: 3})
+	for _, k := range keys {
+		assert.Equal(t, 2, crowded.share(k, two, plan).share, k)
 	}
 	// A 29th instance does not fit the plan any more: shares shrink.
 	v.rows = append(v.rows, clientCount{name: "app0#latezz", n: 1})
 	total := 0
 	for _, k := range append(keys, instanceKey{"app0", "latezz"}) {
-		total += v.share(k, two, true).share
+		total += v.share(k, two, plan).share
 	}
 	assert.LessOrEqual(t, total, 57-1-headroom, "over the plan, shares fit the server again")
 }

@@ -220,7 +220,7 @@ func (p *Pool) newRoute(ctx context.Context, name Route, field string, d dsn, ma
 		r.yield.after = p.cfg.YieldAfter
 	}
 	if sharing {
-		r.elastic = newElastic(appName, p.cfg.weights)
+		r.elastic = newElastic(appName, p.cfg.weights, p.cfg.instances)
 	}
 	r.gens.install(pc)
 	if !slotsOff.Load() {
