@@ -57,16 +57,6 @@ func applyBudget(c *Config, path string) error {
 // has no pooler), so that when the planned instances are the live ones,
 // elastic shares are the plan's caps and a budget that fits closes
 // nothing.
-// elasticInstances is each app's planned instance count: while the live
-// instances are within it, the plan fits and shares are the plan's.
-func elasticInstances(plan *budget.Allocation) map[string]int {
-	n := map[string]int{}
-	for _, a := range plan.Spec().Apps {
-		n[a.Name] = a.Instances
-	}
-	return n
-}
-
 func elasticWeights(plan *budget.Allocation) map[string]int {
 	noPooler := plan.Spec().Pooler == nil
 	w := map[string]int{}
@@ -79,4 +69,14 @@ func elasticWeights(plan *budget.Allocation) map[string]int {
 		w[a.Name] = max(1, n)
 	}
 	return w
+}
+
+// elasticInstances is each app's planned instance count: while the live
+// instances are within it, the plan fits and shares are the plan's.
+func elasticInstances(plan *budget.Allocation) map[string]int {
+	n := map[string]int{}
+	for _, a := range plan.Spec().Apps {
+		n[a.Name] = a.Instances
+	}
+	return n
 }

@@ -111,8 +111,9 @@ type Config struct {
 	MaxHeavyConns int32
 
 	// MaxReplicaConns caps each replica route's connections per
-	// instance. Default MaxConns; a budget (SUPAPOOL_BUDGET) sets it from
-	// apps[].replica.
+	// instance. Default MaxConns; ConfigFromEnv sets it from a budget
+	// (SUPAPOOL_BUDGET) that names replicas, as apps[].replica, when
+	// DATABASE_REPLICA_URL is set.
 	MaxReplicaConns int32
 
 	// HeavyTimeout is the statement_timeout of every transaction on the

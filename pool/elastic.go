@@ -216,6 +216,13 @@ func (r *route) apply(v serverView, c *pgxpool.Conn) {
 	// against its share too.
 	other := max(0, fs.mine-int(held))
 	target := int32(max(fs.share-other, 1))
+	if fs.fits {
+		// The plan fits: this route may keep the plan's connections. The
+		// view's count of the instance's other backends is not trusted
+		// here, since a backend that pgxpool is replacing shows in it
+		// beside its successor for a moment.
+		target = int32(fs.share)
+	}
 	target = max(target, r.pinned.Load()+1)
 	was := pressure(e.pressure.Load())
 	p := was.next(fs.free)

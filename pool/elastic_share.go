@@ -50,6 +50,9 @@ type fairShare struct {
 	// idle is the backends held by other instances that are quiet: every
 	// backend of theirs, or all but one, idle for more than a second.
 	idle int
+	// fits: every live instance is within the budget plan, so share is
+	// the plan's and no route needs to shrink below it.
+	fits bool
 }
 
 // share computes me's fair share of v. Backends whose application_name
@@ -101,7 +104,7 @@ func (v serverView) share(me instanceKey, weight func(app string) int, planned m
 	}
 	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
 	if withinPlan(keys, planned) {
-		fs.share = w[i]
+		fs.share, fs.fits = w[i], true
 		return fs
 	}
 	if avail <= len(keys) || total == 0 {

@@ -93,7 +93,9 @@ func TestShareBudgetThatFitsKeepsThePlan(t *testing.T) {
 		plan[fmt.Sprintf("app%d", a)] = 4
 	}
 	for _, k := range keys {
-		assert.Equal(t, 2, v.share(k, two, plan).share, k)
+		fs := v.share(k, two, plan)
+		assert.Equal(t, 2, fs.share, k)
+		assert.True(t, fs.fits, "within the plan, routes keep the plan's connections")
 	}
 	// Logins not yet named crowd the view: the plan still holds.
 	crowded := v
@@ -103,6 +105,7 @@ func TestShareBudgetThatFitsKeepsThePlan(t *testing.T) {
 	}
 	// A 29th instance does not fit the plan any more: shares shrink.
 	v.rows = append(v.rows, clientCount{name: "app0#latezz", n: 1})
+	assert.False(t, v.share(keys[0], two, plan).fits)
 	total := 0
 	for _, k := range append(keys, instanceKey{"app0", "latezz"}) {
 		total += v.share(k, two, plan).share

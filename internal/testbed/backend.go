@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -92,10 +93,17 @@ func dockerUsable(ctx context.Context) error {
 	return nil
 }
 
+// pulls remembers each image that could not be pulled, so a test binary
+// tries once per image, not once per bed.
+var pulls sync.Map // image name → error
+
 // ensureImage pulls an image that is not present.
 func ensureImage(ctx context.Context, cli *testcontainers.DockerClient, name string) error {
 	if _, err := cli.ImageInspect(ctx, name); err == nil {
 		return nil
+	}
+	if err, ok := pulls.Load(name); ok {
+		return err.(error)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -108,7 +116,9 @@ func ensureImage(ctx context.Context, cli *testcontainers.DockerClient, name str
 		_, err = cli.ImageInspect(ctx, name)
 	}
 	if err != nil {
-		return fmt.Errorf("image %s is not present and cannot be pulled (%v)%s", name, err, imageHint(name))
+		err = fmt.Errorf("image %s is not present and cannot be pulled (%v)%s", name, err, imageHint(name))
+		pulls.Store(name, err)
+		return err
 	}
 	return nil
 }

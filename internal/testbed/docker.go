@@ -20,7 +20,7 @@ import (
 
 // The Docker backend runs each server as a container through
 // testcontainers-go, on the host's network: a container's server listens
-// on a free 127.0.0.1 port of its own choosing, as a local process would,
+// on a free 127.0.0.1 port the bed picks for it, as for a local process,
 // so a port stays the same across a restart, client ports seen by the
 // server are the client's own, and the poolers reach PostgreSQL at
 // 127.0.0.1. That needs a Linux Docker Engine (GitHub Actions' Linux
@@ -52,6 +52,9 @@ func dockerClient(ctx context.Context) (*testcontainers.DockerClient, error) {
 		if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 			_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 		}
+		// Not the first caller's deadline: the answer is kept for the
+		// whole test binary.
+		ctx := context.WithoutCancel(ctx)
 		cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 		if err == nil {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -282,7 +285,10 @@ func startPostgresContainer(ctx context.Context, b *Bed, adminPW string) (*serve
 			Image: b.images.Postgres,
 			Env: map[string]string{
 				"POSTGRES_USER": AdminUser, "POSTGRES_PASSWORD": adminPW, "POSTGRES_DB": "postgres",
-				"POSTGRES_INITDB_ARGS": "--no-sync", // a test bed: no crash safety needed
+				// A test bed needs no crash safety; and the official image's
+				// initdb trusts 127.0.0.1, where host networking puts every
+				// client, so ask for SCRAM there too.
+				"POSTGRES_INITDB_ARGS": "--no-sync --auth-host=scram-sha-256",
 			},
 			Cmd:                append([]string{"postgres"}, postgresArgs(port, "/var/run/postgresql", b.opts.MaxConnections)...),
 			HostConfigModifier: hostNetwork(sock + ":/var/run/postgresql"),

@@ -60,7 +60,12 @@ func relaunch(ctx context.Context, s *server, readyURL string) error {
 		return err
 	}
 	if err := waitReady(ctx, s, readyURL); err != nil {
-		return fmt.Errorf("testbed: %s did not restart: %w%s", s.name, err, s.logTail(10))
+		tail := s.logTail(10)
+		if s.running() { // not half up: the next start must try again
+			s.run.kill()
+			<-s.exited()
+		}
+		return fmt.Errorf("testbed: %s did not restart: %w%s", s.name, err, tail)
 	}
 	return nil
 }

@@ -32,11 +32,13 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 	user=${POSTGRES_USER:-postgres}
 	db=${POSTGRES_DB:-$user}
 	pwfile=$(mktemp)
+	trap 'rm -f "$pwfile"' EXIT
 	printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
 	# shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a word list
 	initdb -D "$PGDATA" --username="$user" --pwfile="$pwfile" \
 		--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C ${POSTGRES_INITDB_ARGS:-}
 	rm -f "$pwfile"
+	trap - EXIT
 	printf '\nhost all all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
 	# As the official image: listen on every address of the container. As
 	# Supabase Free: 60 connections. Both yield to -c arguments.
@@ -48,7 +50,11 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 	fi
 	for f in /docker-entrypoint-initdb.d/*; do
 		case "$f" in
-		*.sh) echo "running $f"; . "$f" ;;
+		*.sh)
+			# As the official image: run executable scripts, source the rest.
+			echo "running $f"
+			if [ -x "$f" ]; then "$f"; else . "$f"; fi
+			;;
 		*.sql) echo "running $f"; $psql --dbname="$db" -f "$f" ;;
 		*.sql.gz) echo "running $f"; gunzip -c "$f" | $psql --dbname="$db" ;;
 		*) [ -e "$f" ] && echo "ignoring $f" ;;
