@@ -50,6 +50,10 @@ type fairShare struct {
 	// idle is the backends held by other instances that are quiet: every
 	// backend of theirs, or all but one, idle for more than a second.
 	idle int
+	// deficit is the slots other instances that are not quiet lack to
+	// reach their shares: free slots they may be waiting for, so not
+	// slots to spare.
+	deficit int
 	// fits: every live instance is within the budget plan, so share is
 	// the plan's and no route needs to shrink below it.
 	fits bool
@@ -87,31 +91,50 @@ func (v serverView) share(me instanceKey, weight func(app string) int, planned m
 	}
 	slices.SortFunc(keys, instanceKey.compare)
 	fs := fairShare{mine: held[me], free: v.usable - clients, live: len(keys), clients: clients}
-	for k, n := range held {
+	isQuiet := func(k instanceKey) bool {
 		// All but one: a quiet route's yielding asks the server over one
 		// of its connections each second.
-		if k != me && n > 0 && quiet[k] >= n-1 && quiet[k] > 0 {
+		n := held[k]
+		return n > 0 && quiet[k] >= n-1 && quiet[k] > 0
+	}
+	for k, n := range held {
+		if k != me && isQuiet(k) {
 			fs.idle += n
 		}
 	}
+	shares, fits := v.shares(keys, fixed, weight, planned)
+	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
+	fs.share, fs.fits = shares[i], fits
+	for j, k := range keys {
+		if k != me && !isQuiet(k) {
+			fs.deficit += max(0, shares[j]-held[k])
+		}
+	}
+	return fs
+}
 
-	avail := v.usable - fixed - headroom
+// shares splits v among the live instances keys (sorted), fixed slots
+// taken off the top: the plan's connections when every instance is within
+// it (fits), otherwise the usable slots less fixed ones and headroom in
+// proportion to weight (at least 1), by largest remainder; never below 1.
+func (v serverView) shares(keys []instanceKey, fixed int, weight func(app string) int, planned map[string]int) (shares []int, fits bool) {
 	w := make([]int, len(keys))
 	total := 0
 	for i, k := range keys {
 		w[i] = max(1, weight(k.app))
 		total += w[i]
 	}
-	i, _ := slices.BinarySearchFunc(keys, me, instanceKey.compare)
 	if withinPlan(keys, planned) {
-		fs.share, fs.fits = w[i], true
-		return fs
+		return w, true
 	}
+	shares = make([]int, len(keys))
+	avail := v.usable - fixed - headroom
 	if avail <= len(keys) || total == 0 {
-		fs.share = 1
-		return fs
+		for i := range shares {
+			shares[i] = 1
+		}
+		return shares, false
 	}
-	shares := make([]int, len(keys))
 	rem := make([]int, len(keys))
 	left := avail
 	for i := range keys {
@@ -127,8 +150,43 @@ func (v serverView) share(me instanceKey, weight func(app string) int, planned m
 	for _, i := range order[:left] {
 		shares[i]++
 	}
-	fs.share = max(1, shares[i])
-	return fs
+	for i := range shares {
+		shares[i] = max(1, shares[i])
+	}
+	return shares, false
+}
+
+// limit is the connections a route keeps to after a look that found fs
+// and pressure p, while it holds held and its share on this route is
+// target (at least 1); waiting says callers wait in its gate, and most is
+// its cap (MaxConns). 0 means no limit but the cap.
+func (fs fairShare) limit(p pressure, held, target int32, waiting bool, most int32) int32 {
+	ceil := target
+	switch {
+	case p == pressureFull && fs.idle > 0 && fs.free > 0 && waiting:
+		// Quiet instances hold idle connections on a full server while
+		// this one has callers waiting: take the free slots, headroom
+		// included. That fills the server, and the quiet instances'
+		// yielding (yield.go), which waits for a full server, gives
+		// theirs back; the next look finds room again. Busy instances
+		// that reach for the same slot at once are refused and wait for
+		// their own connections, as in any storm.
+		ceil = max(target, held+int32(fs.free))
+	case p != pressureFull:
+		// Room: but free slots go first to busy instances below their
+		// shares (deficit), which may be waiting for them; only the rest,
+		// less headroom, is spare. Without spare the route keeps to its
+		// share, so that one above it gives back what others lack; with
+		// spare it grows by its part of it, since every live instance may
+		// be looking at the same free slots at once.
+		if spare := fs.free - headroom - fs.deficit; spare > 0 {
+			ceil = max(target, held+int32(spare/max(1, fs.live)))
+		}
+	}
+	if ceil >= most {
+		return 0
+	}
+	return ceil
 }
 
 // withinPlan reports whether every live instance belongs to an app of the

@@ -112,3 +112,52 @@ func TestShareBudgetThatFitsKeepsThePlan(t *testing.T) {
 	}
 	assert.LessOrEqual(t, total, 57-1-headroom, "over the plan, shares fit the server again")
 }
+
+// The deficit is what busy instances below their shares lack; quiet
+// instances and this one are not counted.
+func TestShareDeficit(t *testing.T) {
+	// 20 usable - 1 headroom = 19 among 4: 5, 5, 5, 4 by key order.
+	v := serverView{usable: 20, rows: []clientCount{
+		{name: "a#aaaaaa", n: 4},           // me
+		{name: "a#bbbbbb", n: 1},           // busy, 4 below its share of 5
+		{name: "a#cccccc", n: 2, quiet: 2}, // quiet: wants nothing
+		{name: "a#dddddd", n: 5},           // above its share of 4
+	}}
+	one := func(string) int { return 1 }
+	fs := v.share(instanceKey{"a", "aaaaaa"}, one, nil)
+	assert.Equal(t, 5, fs.share)
+	assert.Equal(t, 4, fs.deficit)
+	assert.Equal(t, 8, fs.free)
+	// With a plan that fits, the shares are the plan's.
+	plan := map[string]int{"a": 4}
+	two := func(string) int { return 2 }
+	fs = v.share(instanceKey{"a", "aaaaaa"}, two, plan)
+	assert.True(t, fs.fits)
+	assert.Equal(t, 1, fs.deficit, "b lacks one of its 2; d is above")
+}
+
+// limit: a full server keeps a route to its share (quiet instances' idle
+// slots aside); a roomy one lets it grow only by its part of what is left
+// once busy instances below their shares have theirs.
+func TestShareLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		fs           fairShare
+		p            pressure
+		held, target int32
+		waiting      bool
+		want         int32
+	}{
+		{"full: the share", fairShare{free: 1, live: 28}, pressureFull, 4, 2, true, 2},
+		{"full, quiet instances' idle slots: take the free ones", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, true, 4},
+		{"full, quiet instances but nobody waiting: the share", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, false, 2},
+		{"roomy, others lack more than is free: back to the share", fairShare{free: 21, deficit: 20, live: 28}, pressureRoomy, 3, 2, true, 2},
+		{"roomy, spare for all: keep what it holds", fairShare{free: 21, deficit: 10, live: 28}, pressureRoomy, 3, 2, true, 3},
+		{"roomy, its part of the spare", fairShare{free: 30, deficit: 0, live: 10}, pressureRoomy, 3, 2, true, 5},
+		{"roomy, alone: no limit", fairShare{free: 50, live: 1}, pressureRoomy, 3, 2, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.fs.limit(tc.p, tc.held, tc.target, tc.waiting, 10))
+		})
+	}
+}

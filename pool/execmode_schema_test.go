@@ -1,16 +1,11 @@
 package pool_test
 
 import (
-	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-
-	"github.com/supapool/supapool/internal/testbed"
-	"github.com/supapool/supapool/pool"
 )
 
 // TestExecModeSchemaChange adds a column behind "select *" while callers
@@ -20,45 +15,27 @@ import (
 // ("cached plan must not change result type") until the pooler's server
 // connections are recycled; with it, no caller sees an error.
 func TestExecModeSchemaChange(t *testing.T) {
-	bed := testbed.NewT(t, testbed.Options{PoolSize: 4})
-	capable := testbed.TrixieBouncerT(t, bed, 200)
-	ctx := testCtx(t)
-	admin, err := pgx.Connect(ctx, bed.DirectURL)
-	require.NoError(t, err)
-	defer admin.Close(context.Background())
-	_, err = admin.Exec(ctx, `create table execmode_schema (a int); insert into execmode_schema values (1)`)
-	require.NoError(t, err)
-
-	p := newPool(t, bed, func(c *pool.Config) {
-		c.PooledURL = capable.URL
-		c.MaxConns = 16
-	})
+	ctx, p, capable, admin := schemaFixture(t, "execmode_schema")
 	const query = "select * from execmode_schema"
 	var calls, failed atomic.Int64
 	var firstErr atomic.Pointer[error]
 	run := func(goroutines, rounds int) {
-		var wg sync.WaitGroup
-		for range goroutines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range rounds {
-					calls.Add(1)
-					rows, err := p.Query(ctx, query)
-					if err == nil {
-						for rows.Next() {
-						}
-						rows.Close()
-						err = rows.Err()
-					}
-					if err != nil {
-						failed.Add(1)
-						firstErr.CompareAndSwap(nil, &err)
-					}
+		_ = fanOut(goroutines, rounds, func(int, int) error {
+			calls.Add(1)
+			rows, err := p.Query(ctx, query)
+			if err == nil {
+				for rows.Next() {
 				}
-			}()
-		}
-		wg.Wait()
+				rows.Close()
+				err = rows.Err()
+			}
+			if err != nil {
+				// Counted, not returned: the test reports every failure.
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+			}
+			return nil
+		})
 	}
 	// Warm: 16 client connections over 4 server connections, enough
 	// rounds that each server connection prepared the statement.
@@ -70,7 +47,7 @@ func TestExecModeSchemaChange(t *testing.T) {
 	warm := serversPrepared(t, ctx, capable)
 	require.Equal(t, 4, warm, "the statement is prepared on every server connection")
 
-	_, err = admin.Exec(ctx, "alter table execmode_schema add column b int default 2")
+	_, err := admin.Exec(ctx, "alter table execmode_schema add column b int default 2")
 	require.NoError(t, err)
 	for range 3 {
 		run(16, 20)
@@ -82,17 +59,4 @@ func TestExecModeSchemaChange(t *testing.T) {
 	require.NoError(t, p.QueryRow(ctx, query).Scan(&a, &b))
 	require.Equal(t, [2]int{1, 2}, [2]int{a, b})
 	t.Logf("%d calls, stale retries %d", calls.Load(), p.Stat().Pooled.StaleRetries)
-}
-
-// serversPrepared counts the trixie pooler's server connections that hold
-// at least one prepared statement (SHOW SERVERS, prepared_statements).
-func serversPrepared(t *testing.T, ctx context.Context, tb *testbed.TrixieBouncer) int {
-	t.Helper()
-	n := 0
-	require.NoError(t, tb.AdminRows(ctx, "SHOW SERVERS", func(row map[string]string) {
-		if v := row["prepared_statements"]; v != "" && v != "0" {
-			n++
-		}
-	}))
-	return n
 }

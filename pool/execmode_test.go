@@ -2,10 +2,7 @@ package pool_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -17,14 +14,6 @@ import (
 	"github.com/supapool/supapool/internal/testbed"
 	"github.com/supapool/supapool/pool"
 )
-
-// catalogJoin is cheap to run and costly to plan: what named statements
-// speed up.
-const catalogJoin = `select c.relname, count(a.attname)
-from pg_class c join pg_namespace n on n.oid = c.relnamespace
-join pg_attribute a on a.attrelid = c.oid
-where n.nspname = 'pg_catalog' and c.relname = $1
-group by c.relname`
 
 // TestExecModeProbe asks each pooler and the server itself what it does
 // with statement names: only PgBouncer 1.24 with max_prepared_statements
@@ -129,93 +118,7 @@ func TestExecModeFallback(t *testing.T) {
 		c.MaxConns = 8
 	})
 	ctx := testCtx(t)
-	require.NoError(t, execLoad(ctx, p, 16, 20))
-	require.Equal(t, pgx.QueryExecModeCacheStatement, p.Stat().Pooled.ExecMode.Mode)
-
-	stop := make(chan struct{})
-	errs := make(chan error, 1)
-	var calls atomic.Int64
-	go func() {
-		defer close(errs)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := execLoad(ctx, p, 16, 5); err != nil {
-				errs <- err
-				return
-			}
-			calls.Add(16 * 5)
-		}
-	}()
-	require.NoError(t, capable.SetMaxPreparedStatements(ctx, 0))
-	// Keep going until the route fell back (the load's statements are
-	// cached on every client connection, so the next call of each fails
-	// with 26000 or 42P05 once the pooler passes names through), then a
-	// little longer.
-	for p.Stat().Pooled.ExecMode.Fallbacks == 0 {
-		select {
-		case err := <-errs:
-			t.Fatalf("a call failed: %v", err)
-		case <-ctx.Done():
-			t.Fatal("no fallback before the test's deadline")
-		default:
-		}
-		require.NoError(t, execLoad(ctx, p, 4, 5))
-	}
-	require.NoError(t, execLoad(ctx, p, 16, 20))
-	close(stop)
-	require.NoError(t, <-errs)
-	st := p.Stat().Pooled.ExecMode
-	require.Equal(t, pgx.QueryExecModeCacheDescribe, st.Mode, st.Reason)
-	require.Positive(t, st.Fallbacks)
-	t.Logf("%d calls during the reload, %d fallbacks", calls.Load(), st.Fallbacks)
-}
-
-// execLoad runs n goroutines, each making calls rounds of Exec, QueryRow and
-// Query with the catalog join, and returns the first error.
-func execLoad(ctx context.Context, p *pool.Pool, n, calls int) error {
-	var wg sync.WaitGroup
-	var first atomic.Pointer[error]
-	for g := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range calls {
-				rel := []string{"pg_class", "pg_type", "pg_proc", "pg_attribute"}[(g+i)%4]
-				err := func() error {
-					var name string
-					var cols int64
-					if err := p.QueryRow(ctx, catalogJoin, rel).Scan(&name, &cols); err != nil {
-						return fmt.Errorf("QueryRow: %w", err)
-					}
-					if _, err := p.Exec(ctx, "select $1::int + 1", i); err != nil {
-						return fmt.Errorf("Exec: %w", err)
-					}
-					rows, err := p.Query(ctx, catalogJoin, rel)
-					if err != nil {
-						return fmt.Errorf("Query: %w", err)
-					}
-					for rows.Next() {
-					}
-					rows.Close()
-					if err := rows.Err(); err != nil {
-						return fmt.Errorf("Query rows: %w", err)
-					}
-					return nil
-				}()
-				if err != nil {
-					first.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if e := first.Load(); e != nil {
-		return *e
-	}
-	return nil
+	load := func(n, calls int) error { return execLoad(ctx, p, n, calls) }
+	st, calls := reloadUnderLoad(t, ctx, p, capable, load)
+	t.Logf("%d calls during the reload, %d fallbacks", calls, st.Fallbacks)
 }

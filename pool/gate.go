@@ -196,6 +196,14 @@ func (g *gate) ok(held int32) {
 	g.mu.Unlock()
 }
 
+// unpause ends the pause in climbing after a refusal: elastic sharing saw
+// room for this route on the server.
+func (g *gate) unpause() {
+	g.mu.Lock()
+	g.lowered = time.Time{}
+	g.mu.Unlock()
+}
+
 // wouldAdmit reports whether enter would let a caller in at once, which
 // after a refusal means waiting in the gate would not wait at all (the
 // connections it counts are held outside it, by Acquire or DirectDB).

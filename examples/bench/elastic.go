@@ -28,7 +28,7 @@ func elasticSizesFor(sz sizes) elasticSizes {
 	if sz.stormQueries < 200 {
 		return elasticSizes{rounds: 1, queries: sz.stormQueries, flowRounds: 1, flowFor: 6 * time.Second, flowEvery: time.Second, fitsFor: 3 * time.Second}
 	}
-	return elasticSizes{rounds: 5, queries: sz.stormQueries, flowRounds: 2, flowFor: 60 * time.Second, flowEvery: 3 * time.Second, fitsFor: 30 * time.Second}
+	return elasticSizes{rounds: 9, queries: sz.stormQueries, flowRounds: 2, flowFor: 60 * time.Second, flowEvery: 3 * time.Second, fitsFor: 30 * time.Second}
 }
 
 // elastic measures elastic sharing (pool/elastic.go) on the seed's storm:

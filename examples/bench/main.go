@@ -39,6 +39,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 type sizes struct {
 	rounds, rowQueries          int // QueryRow overhead: interleaved rounds of rowQueries each
 	modeGoroutines, modeQueries int
+	modeRounds                  int
 	stormQueries, stormRounds   int
 	notifications, listenRounds int
 	polls                       int
@@ -76,9 +77,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 500, stormQueries: 200, stormRounds: 9, notifications: 5000, listenRounds: 5, polls: 200, heavyRounds: 5, heavyFor: 3 * time.Second, heavySleep: 2 * time.Second, pgbenchRounds: 5, pgbenchFor: 4 * time.Second}
+	sz := sizes{rounds: 31, rowQueries: 1000, modeGoroutines: 40, modeQueries: 250, modeRounds: 15, stormQueries: 200, stormRounds: 9, notifications: 5000, listenRounds: 5, polls: 200, heavyRounds: 5, heavyFor: 3 * time.Second, heavySleep: 2 * time.Second, pgbenchRounds: 5, pgbenchFor: 4 * time.Second}
 	if *quick {
-		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20, heavyRounds: 1, heavyFor: 500 * time.Millisecond, heavySleep: 200 * time.Millisecond, pgbenchRounds: 3, pgbenchFor: time.Second}
+		sz = sizes{rounds: 3, rowQueries: 200, modeGoroutines: 10, modeQueries: 50, modeRounds: 2, stormQueries: 20, stormRounds: 1, notifications: 500, listenRounds: 1, polls: 20, heavyRounds: 1, heavyFor: 500 * time.Millisecond, heavySleep: 200 * time.Millisecond, pgbenchRounds: 3, pgbenchFor: time.Second}
 	}
 	want := map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {

@@ -83,7 +83,7 @@ func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql s
 					if err := p.QueryRow(ctx, sql, q).Scan(&n); err != nil || n != q+1 {
 						failed.Add(1)
 						mu.Lock()
-						codes[errCode(err)]++
+						codes[ErrCode(err)]++
 						mu.Unlock()
 					}
 				}
@@ -94,7 +94,10 @@ func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql s
 	return Result{Queries: total.Load(), Errors: failed.Load(), Codes: codes, Elapsed: time.Since(start)}
 }
 
-func errCode(err error) string {
+// ErrCode names how a query failed, for counting: the SQLSTATE of a
+// server's error, "ErrServerFull" for supapool's, "wrong result" for no
+// error (the query ran and returned something else), "other" otherwise.
+func ErrCode(err error) string {
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:

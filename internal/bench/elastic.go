@@ -185,7 +185,7 @@ func RunFlow(ctx context.Context, directURL string, f Flow) (res ElasticResult, 
 					if err != nil || n != q+1 {
 						failed.Add(1)
 						mu.Lock()
-						codes[errCode(err)]++
+						codes[ErrCode(err)]++
 						mu.Unlock()
 					}
 				}

@@ -58,7 +58,7 @@ func LoadQuery(ctx context.Context, p Execer, goroutines, queries int, q Query) 
 				if err := p.QueryRow(ctx, q.SQL, q.Args(g*queries+i)...).Scan(dest...); err != nil {
 					failed.Add(1)
 					mu.Lock()
-					codes[errCode(err)]++
+					codes[ErrCode(err)]++
 					mu.Unlock()
 				}
 			}

@@ -123,7 +123,7 @@ func LoadFor(ctx context.Context, p Execer, goroutines int, d time.Duration, q Q
 				if err := p.QueryRow(ctx, q.SQL, q.Args(i)...).Scan(dest...); err != nil {
 					failed.Add(1)
 					mu.Lock()
-					codes[errCode(err)]++
+					codes[ErrCode(err)]++
 					mu.Unlock()
 				}
 			}

@@ -21,8 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/supapool/supapool/internal/bench"
 	"github.com/supapool/supapool/pool"
 )
 
@@ -111,15 +110,11 @@ func run() error {
 	})
 }
 
+// code names how a query failed (bench.ErrCode), with the error's text
+// for a failure of no known kind.
 func code(err error) string {
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return "wrong result"
-	case errors.As(err, &pgErr):
-		return pgErr.Code
-	case errors.Is(err, pool.ErrServerFull):
-		return "ErrServerFull"
+	if c := bench.ErrCode(err); c != "other" {
+		return c
 	}
 	return err.Error()
 }
