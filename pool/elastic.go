@@ -21,8 +21,8 @@ import (
 // app#instance, one random id per Pool (internal/appname; the monitor
 // folds it back into the app). While the route is busy or the server is
 // nearly full, a release now and then (about once per viewEvery once the
-// picture has settled) keeps its connection for one more small query, on a goroutine of its own so the
-// caller does not wait: client backends per application_name and the
+// picture has settled) keeps its connection for one more small query, on
+// a goroutine of its own so the caller does not wait: client backends per application_name and the
 // server's usable slots (elastic_view.go). From that view it computes its
 // fair share (elastic_share.go): the usable slots, less those held by
 // clients without an instance id and one slot of headroom, divided among
@@ -45,7 +45,7 @@ import (
 // first release, so that instances starting together share before they
 // have overfilled the server; since they see each other only as they
 // connect, a look that changed the picture (another number of live
-// instances, a new share or pressure) is followed by another after
+// instances, or a new pressure) is followed by another after
 // settleFirst, the gap doubling while nothing changes, up to viewEvery:
 // measured on the storm of 28 instances, about four looks per instance in
 // its first second, and every instance at its share within about 300 ms
@@ -64,8 +64,8 @@ const (
 	// settled.
 	viewEvery = time.Second
 	// settleFirst is the gap after a look that changed the picture (the
-	// first look, or one that saw another number of live instances, a
-	// new share or a new pressure): instances that start together see
+	// first look, or one that saw another number of live instances or a
+	// new pressure): instances that start together see
 	// each other only as they connect, so a busy route looks again
 	// soon, doubling the gap while nothing changes, up to viewEvery.
 	settleFirst = 100 * time.Millisecond
@@ -130,10 +130,12 @@ func newElastic(name string, weights, instances map[string]int) *elastic {
 }
 
 // viewSummary is what a look saw that, when it changes, means the
-// instances have not settled yet.
+// instances have not settled yet. Not the share: it also moves with
+// backends that carry no instance id, such as logins not yet named, which
+// come and go while nothing settles.
 type viewSummary struct {
-	live, share int
-	pressure    pressure
+	live     int
+	pressure pressure
 }
 
 // settle sets the gap before the next look from what this one saw: short
@@ -268,7 +270,7 @@ func (r *route) apply(v serverView, c *pgxpool.Conn) {
 	was := pressure(e.pressure.Load())
 	p := was.next(fs.free)
 	e.pressure.Store(int32(p))
-	e.settle(viewSummary{live: fs.live, share: fs.share, pressure: p})
+	e.settle(viewSummary{live: fs.live, pressure: p})
 	if held < target && fs.free > 0 {
 		// Below its share with a slot free on the server (the headroom
 		// one, if need be: an instance above its share gives one back at

@@ -12,12 +12,12 @@ import (
 // and is short again after a change.
 func TestSettleGap(t *testing.T) {
 	e := newElastic("api#aaaaaa", nil, nil)
-	steady := viewSummary{live: 28, share: 2, pressure: pressureFull}
+	steady := viewSummary{live: 28, pressure: pressureFull}
 	var gaps []time.Duration
 	for _, v := range []viewSummary{
-		{live: 10, share: 5, pressure: pressureRoomy}, // the first look
+		{live: 10, pressure: pressureRoomy}, // the first look
 		steady, steady, steady, steady, steady, steady,
-		{live: 29, share: 1, pressure: pressureFull}, // an instance joined
+		{live: 29, pressure: pressureFull}, // an instance joined
 	} {
 		before := time.Now()
 		e.settle(v)
