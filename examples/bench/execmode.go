@@ -24,6 +24,9 @@ import (
 // shown failing and not run again. Rounds are many and short: on two
 // cores shared with PgBouncer and PostgreSQL one round's throughput moves
 // by ±25 % (measured), so a few long rounds say less than many short ones.
+// Beside each ratio of throughput it prints the median ratio of the
+// client's CPU per query (this process's, around each round): what
+// supapool's own per-call work costs.
 func detectedModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
 	capable, err := bed.StartTrixieBouncer(ctx, 200)
 	if err != nil {
@@ -70,15 +73,19 @@ func detectedModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Write
 			}
 			qps := make([][]float64, len(candidates))
 			ratios := make([][]float64, len(hand))
+			cpuRatios := make([][]float64, len(hand)) // client CPU per query, supapool / baseline
 			codes := make([]map[string]int64, len(candidates))
 			for round := 0; round < rounds; round++ {
 				got := make([]float64, len(candidates))
+				cpu := make([]float64, len(candidates))
 				for k := range candidates {
 					i := (k + round) % len(candidates)
 					if codes[i] != nil {
 						continue // failed in an earlier round: shown failing
 					}
+					c0 := bench.ProcessCPU()
 					r := bench.LoadQuery(ctx, candidates[i], sz.modeGoroutines, sz.modeQueries, q)
+					cpu[i] = float64(bench.ProcessCPU()-c0) / float64(r.Queries)
 					if i == 0 && r.Errors > 0 {
 						return fmt.Errorf("supapool through %s failed %d queries: %v", pl.name, r.Errors, r.Codes)
 					}
@@ -91,6 +98,7 @@ func detectedModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Write
 				for i := range hand {
 					if codes[i+1] == nil {
 						ratios[i] = append(ratios[i], got[0]/got[i+1])
+						cpuRatios[i] = append(cpuRatios[i], cpu[0]/cpu[i+1])
 					}
 				}
 			}
@@ -98,7 +106,7 @@ func detectedModes(ctx context.Context, bed *testbed.Bed, sz sizes, out io.Write
 			for i, h := range hand {
 				ratio, base := "baseline fails", fmt.Sprintf("%.0f qps, errors: %v", median(qps[i+1]), codes[i+1])
 				if codes[i+1] == nil {
-					ratio = fmt.Sprintf("%.2f× (rounds %.2f–%.2f)", median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]))
+					ratio = fmt.Sprintf("%.2f× (rounds %.2f–%.2f); client CPU per query %.2f×", median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]), median(cpuRatios[i]))
 					base = fmt.Sprintf("%.0f qps, 0 errors", median(qps[i+1]))
 				}
 				fmt.Fprintf(out, "| %s, %s, %d goroutines: supapool (detected %s) vs pgx %s | %.0f qps, 0 errors | %s | %s |\n",
