@@ -97,11 +97,17 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 			t.Fatalf("%q: refused as %v", sql, k)
 		}
 		allocs := testing.AllocsPerRun(100, func() {
+			if classify(sql) != ordinary {
+				t.Fatal("refused an ordinary query")
+			}
+		})
+		assert.Zero(t, allocs, "classify %q", sql)
+		allocs = testing.AllocsPerRun(100, func() {
 			if routeQuery(sql) != nil {
 				t.Fatal("refused an ordinary query")
 			}
 		})
-		assert.Zero(t, allocs, "%q", sql)
+		assert.Zero(t, allocs, "routeQuery %q", sql)
 	}
 }
 
@@ -115,6 +121,9 @@ func FuzzClassify(f *testing.F) {
 		if k != ordinary {
 			assert.NotEmpty(t, k.hint())
 		}
+		c := &kindCache{max: 1, maxText: 1 << 10}
+		assert.Equal(t, k, c.classify(sql), "cache miss")
+		assert.Equal(t, k, c.classify(sql), "cache hit")
 		// Statements are classified on their own: the text's kind is
 		// the first kind among its statements sent one by one.
 		if i := strings.IndexByte(sql, 0); i >= 0 {

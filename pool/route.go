@@ -81,9 +81,10 @@ func ParseRoute(s string) (Route, error) {
 // routeQuery checks a statement bound for the pooled route: every
 // statement of the string, by classify.go's lexer, which follows
 // PostgreSQL's and allocates nothing on the accepted path, because every
-// query passes here.
+// query passes here; its answers are remembered by text
+// (classify_cache.go).
 func routeQuery(sql string) error {
-	kind := classify(sql)
+	kind := kinds.classify(sql)
 	if kind == ordinary {
 		return nil
 	}
