@@ -14,21 +14,23 @@ import (
 
 // elasticSizes is the elastic step's share of sizes.
 type elasticSizes struct {
-	rounds     int           // alternated rounds of the storms
-	queries    int           // per goroutine in a storm
-	flowRounds int           // alternated rounds of come-and-go vs a fixed population
-	flowFor    time.Duration // each come-and-go (and fixed) run
-	flowEvery  time.Duration // an instance comes or goes this often
-	fitsFor    time.Duration // the budget that fits
+	rounds       int           // alternated rounds of the storms
+	queries      int           // per goroutine in a storm
+	flowRounds   int           // alternated rounds of come-and-go vs a fixed population
+	flowFor      time.Duration // each come-and-go (and fixed) run
+	flowEvery    time.Duration // an instance comes or goes this often
+	fitsFor      time.Duration // the budget that fits
+	steadyRounds int           // alternated rounds of steady load, caps 4 + sharing vs the budget's caps 2
+	steadyFor    time.Duration // each steady run
 }
 
 // elasticSizesFor derives the step's sizes from the run's: full sizes,
 // or small ones under -quick (stormQueries below 200).
 func elasticSizesFor(sz sizes) elasticSizes {
 	if sz.stormQueries < 200 {
-		return elasticSizes{rounds: 1, queries: sz.stormQueries, flowRounds: 1, flowFor: 6 * time.Second, flowEvery: time.Second, fitsFor: 3 * time.Second}
+		return elasticSizes{rounds: 1, queries: sz.stormQueries, flowRounds: 1, flowFor: 6 * time.Second, flowEvery: time.Second, fitsFor: 3 * time.Second, steadyRounds: 1, steadyFor: 2 * time.Second}
 	}
-	return elasticSizes{rounds: 9, queries: sz.stormQueries, flowRounds: 2, flowFor: 60 * time.Second, flowEvery: 3 * time.Second, fitsFor: 30 * time.Second}
+	return elasticSizes{rounds: 9, queries: sz.stormQueries, flowRounds: 2, flowFor: 60 * time.Second, flowEvery: 3 * time.Second, fitsFor: 30 * time.Second, steadyRounds: 3, steadyFor: 10 * time.Second}
 }
 
 // elastic measures elastic sharing (pool/elastic.go) on the seed's storm:
@@ -102,6 +104,46 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 			fmt.Fprintf(out, "| elastic storm on %s (28 pools, 60 conns, no pooler; median of %d rounds): %s vs budget caps 2 | %s | %s | %.2f× qps (rounds %.2f–%.2f) |\n",
 				q.name, es.rounds, cases[i].name, cell(got[i]), cell(got[0]), median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]))
 		}
+	}
+
+	// The same two populations under steady load for a time instead of a
+	// number of queries: what sharing costs once the start is over (a
+	// storm's time is its slowest instance's, and an instance that got
+	// fewer connections while the others were still finding each other
+	// finishes last).
+	for _, q := range []struct{ name, sql string }{{"`pg_sleep(0.001)`", bench.QuerySleep}, {"`select $1::int + 1`", bench.QueryAdd}} {
+		names := [2]string{"budget caps 2", "caps 4 + sharing, no budget file"}
+		var shared, plannedR []bench.ElasticResult
+		var ratios []float64
+		for round := 0; round < es.steadyRounds; round++ {
+			var r [2]bench.ElasticResult
+			for k := 0; k < 2; k++ {
+				i := (k + round) % 2
+				f := bench.Flow{Storm: base, For: es.steadyFor}
+				f.Query = q.sql
+				if i == 0 {
+					f.Caps, f.Budget = planned, spec
+				} else {
+					f.Caps = bench.Fixed(4)
+				}
+				progress("elastic steady round %d/%d on %s, %v: %s", round+1, es.steadyRounds, q.name, es.steadyFor, names[i])
+				if r[i], err = bench.RunFlow(ctx, bed.DirectURL, f); err != nil {
+					return err
+				}
+			}
+			plannedR, shared = append(plannedR, r[0]), append(shared, r[1])
+			ratios = append(ratios, r[1].QPS()/r[0].QPS())
+		}
+		steadyCell := func(rs []bench.ElasticResult) string {
+			var qps []float64
+			var errs, closed int64
+			for _, x := range rs {
+				qps, errs, closed = append(qps, x.QPS()), errs+x.Errors, max(closed, x.ElasticClosed)
+			}
+			return fmt.Sprintf("%.0f qps, %d errors, ≤ %d closed by sharing", median(qps), errs, closed)
+		}
+		fmt.Fprintf(out, "| elastic, steady load on %s for %v (28 pools, median of %d rounds): caps 4 + sharing, no budget file vs budget caps 2 | %s | %s | %.2f× qps (rounds %.2f–%.2f) |\n",
+			q.name, es.steadyFor, es.steadyRounds, steadyCell(shared), steadyCell(plannedR), median(ratios), slices.Min(ratios), slices.Max(ratios))
 	}
 
 	// Instances that come and go, against the same population fixed.

@@ -31,13 +31,14 @@ func TestQuickRun(t *testing.T) {
 		"lag queries sent (counted, ReplicaStat.LagChecks)",
 		"elastic storm on ",
 		"elastic, a budget that fits",
+		"elastic, steady load on `pg_sleep(0.001)`", "elastic, steady load on `select $1::int + 1`",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if n := strings.Count(out.String(), "\n"); n != 45 {
-		t.Errorf("want a header, a rule and 43 rows, got %d lines:\n%s", n, out.String())
+	if n := strings.Count(out.String(), "\n"); n != 47 {
+		t.Errorf("want a header, a rule and 45 rows, got %d lines:\n%s", n, out.String())
 	}
 }
 
