@@ -13,20 +13,26 @@ import (
 // (about 220 ns for a 50-byte SELECT, linear in its length). classify is
 // a pure function of the text, so a remembered answer is the answer.
 //
-// Lookups take no lock: they read a map that is never written once
-// published (snap). Answers not yet in it wait in pending, under mu, and
-// are published in a new map (the old one copied) once pending holds a
-// quarter of snap's size, so that copying costs O(1) per text in all; or
-// when a pending text is asked for again and publishEvery has passed
-// since the last publish, so that a text is never left out for long.
+// Lookups of a remembered text take no lock: they read a map that is
+// never written once published (snap). Answers not yet in it wait in
+// pending, under mu, and are published in a new map (the old one copied)
+// once pending holds a quarter of snap's size, so that copying costs O(1)
+// per text amortised; or when a pending text is asked for again and
+// publishEvery has passed since the last publish, so that a text is never
+// left out for long (at most one more copy per publishEvery).
 //
 // It is bounded, so that SQL built with literals in it cannot grow it
 // without end: texts longer than maxText are never kept, and once max
-// texts are kept no more are added (classify still answers the rest).
+// texts are kept everything pending is published and the cache is full:
+// no more are added and a miss takes no lock either (classify still
+// answers it). It never forgets: a service whose first max texts were
+// one-off literals keeps those and checks the rest every time, as it did
+// before there was a cache.
 type kindCache struct {
 	max, maxText int
 
 	snap atomic.Pointer[map[string]stmtKind] // published; read without a lock, never written
+	full atomic.Bool                         // max texts published: nothing more is added
 
 	// mu guards pending and published, and serializes publishing; held
 	// for map operations and a publish's copy, never across classify.
@@ -53,7 +59,9 @@ func (c *kindCache) classify(sql string) stmtKind {
 		}
 	}
 	k := classify(sql)
-	c.remember(sql, k)
+	if !c.full.Load() {
+		c.remember(sql, k)
+	}
 	return k
 }
 
@@ -81,7 +89,8 @@ func (c *kindCache) remember(sql string, k stmtKind) {
 		c.pending[strings.Clone(sql)] = k
 	}
 	now := time.Now()
-	if len(c.pending) < max(1, len(snap)/4) && (!again || now.Sub(c.published) < publishEvery) {
+	full := len(snap)+len(c.pending) >= c.max
+	if !full && len(c.pending) < max(1, len(snap)/4) && (!again || now.Sub(c.published) < publishEvery) {
 		return
 	}
 	m := make(map[string]stmtKind, len(snap)+len(c.pending))
@@ -94,6 +103,7 @@ func (c *kindCache) remember(sql string, k stmtKind) {
 	c.snap.Store(&m)
 	c.pending = nil
 	c.published = now
+	c.full.Store(full)
 }
 
 // size is the number of texts kept, published or not.

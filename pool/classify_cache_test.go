@@ -32,6 +32,8 @@ func TestKindCacheBounds(t *testing.T) {
 		c := &kindCache{max: 2, maxText: 1 << 10}
 		assert.Equal(t, ordinary, c.classify("select 1"))
 		assert.Equal(t, ordinary, c.classify("select 2"))
+		assert.True(t, c.full.Load(), "max texts kept: full")
+		assert.True(t, c.isPublished("select 2"), "the text that filled it is published at once")
 		assert.Equal(t, listenStmt, c.classify("listen x"))
 		assert.Equal(t, listenStmt, c.classify("listen x"))
 		assert.Equal(t, 2, c.size())
@@ -81,15 +83,18 @@ func TestKindCachePublishes(t *testing.T) {
 			published++
 		}
 	}
-	assert.GreaterOrEqual(t, published, 32, "publishing waits for at most a quarter of the published size")
+	// Published at 1, 2, ... 8, then when pending reaches a quarter of
+	// the published size: 10, 12, 15, 18, 22, 27, 33; 7 wait.
+	assert.Equal(t, 33, published, "publishing waits for a quarter of the published size")
 	last := "select 39"
-	if !c.isPublished(last) {
-		c.mu.Lock()
-		c.published = time.Now().Add(-publishEvery)
-		c.mu.Unlock()
-		c.classify(last)
-		assert.True(t, c.isPublished(last), "a pending text asked for again after publishEvery")
-	}
+	require.False(t, c.isPublished(last))
+	c.classify(last)
+	assert.False(t, c.isPublished(last), "asked again within publishEvery: still pending")
+	c.mu.Lock()
+	c.published = time.Now().Add(-publishEvery)
+	c.mu.Unlock()
+	c.classify(last)
+	assert.True(t, c.isPublished(last), "a pending text asked for again after publishEvery")
 	for i := range 40 {
 		assert.Equal(t, ordinary, c.classify("select "+strconv.Itoa(i)))
 	}
@@ -122,4 +127,21 @@ func TestKindCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	assert.LessOrEqual(t, c.size(), 300)
+}
+
+// The pooled route's check goes through the module's cache: a text it
+// has checked is answered from the published map.
+func TestRouteQueryRemembers(t *testing.T) {
+	sql := "select 'TestRouteQueryRemembers', $1::int"
+	require.False(t, kinds.isPublished(sql))
+	for range 3 {
+		require.NoError(t, routeQuery(sql))
+		kinds.mu.Lock()
+		kinds.published = time.Now().Add(-publishEvery)
+		kinds.mu.Unlock()
+	}
+	assert.True(t, kinds.isPublished(sql))
+	var sse *SessionStatementError
+	require.ErrorAs(t, routeQuery("listen TestRouteQueryRemembers"), &sse)
+	require.ErrorAs(t, routeQuery("listen TestRouteQueryRemembers"), &sse, "a remembered refusal is still a refusal")
 }

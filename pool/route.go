@@ -81,8 +81,9 @@ func ParseRoute(s string) (Route, error) {
 // routeQuery checks a statement bound for the pooled route: every
 // statement of the string, by classify.go's lexer, which follows
 // PostgreSQL's and allocates nothing on the accepted path, because every
-// query passes here; its answers are remembered by text
-// (classify_cache.go).
+// query passes here. Its answers are remembered by text
+// (classify_cache.go), which copies a text the first time it keeps it; a
+// remembered text costs a lookup and allocates nothing.
 func routeQuery(sql string) error {
 	kind := kinds.classify(sql)
 	if kind == ordinary {

@@ -39,8 +39,10 @@ func elasticSizesFor(sz sizes) elasticSizes {
 // with the budget's weights and without any budget file, against the
 // budget's caps 2, all supapool, on a query that holds its connection for
 // a millisecond and on a cheap one; rounds alternate the order of the
-// three and each ratio is the median of per-round ratios. Then instances
-// that come and go against a fixed population, and a budget that fits.
+// three and each ratio is the median of per-round ratios. Then the same
+// two populations under steady load for a time (caps 4 + sharing without
+// a budget file against the budget's caps 2), instances that come and go
+// against a fixed population, and a budget that fits.
 func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progress func(string, ...any)) error {
 	es := elasticSizesFor(sz)
 	// A server of its own, no pooler: the other rows' PgBouncer keeps
@@ -107,10 +109,10 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 	}
 
 	// The same two populations under steady load for a time instead of a
-	// number of queries: what sharing costs once the start is over (a
-	// storm's time is its slowest instance's, and an instance that got
-	// fewer connections while the others were still finding each other
-	// finishes last).
+	// number of queries, the start included but a small part of the run:
+	// what sharing costs beyond the start (a storm's time is its slowest
+	// instance's, and an instance that got fewer connections while the
+	// others were still finding each other finishes last).
 	for _, q := range []struct{ name, sql string }{{"`pg_sleep(0.001)`", bench.QuerySleep}, {"`select $1::int + 1`", bench.QueryAdd}} {
 		names := [2]string{"budget caps 2", "caps 4 + sharing, no budget file"}
 		var shared, plannedR []bench.ElasticResult
