@@ -42,9 +42,8 @@ func TestExecModeBatchSchemaChange(t *testing.T) {
 	run := func() error {
 		return fanOut(16, 20, func(g, i int) error { return oneBatch(ctx, p, query, cols, g%4, i) })
 	}
-	require.NoError(t, run())
+	warmEvery(t, ctx, capable, run)
 	require.Equal(t, pgx.QueryExecModeCacheStatement, p.Stat().Pooled.ExecMode.Mode)
-	require.Equal(t, 4, serversPrepared(t, ctx, capable), "the statement is prepared on every server connection")
 
 	_, err := admin.Exec(ctx, "alter table execmode_batch add column b int default 2")
 	require.NoError(t, err)
