@@ -105,24 +105,3 @@ func (c *kindCache) remember(sql string, k stmtKind) {
 	c.published = now
 	c.full.Store(full)
 }
-
-// size is the number of texts kept, published or not.
-func (c *kindCache) size() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(c.pending)
-	if m := c.snap.Load(); m != nil {
-		n += len(*m)
-	}
-	return n
-}
-
-// isPublished reports whether sql is answered without a lock.
-func (c *kindCache) isPublished(sql string) bool {
-	m := c.snap.Load()
-	if m == nil {
-		return false
-	}
-	_, ok := (*m)[sql]
-	return ok
-}

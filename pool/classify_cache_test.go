@@ -145,3 +145,24 @@ func TestRouteQueryRemembers(t *testing.T) {
 	require.ErrorAs(t, routeQuery("listen TestRouteQueryRemembers"), &sse)
 	require.ErrorAs(t, routeQuery("listen TestRouteQueryRemembers"), &sse, "a remembered refusal is still a refusal")
 }
+
+// size is, for tests, the number of texts kept, published or not.
+func (c *kindCache) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.pending)
+	if m := c.snap.Load(); m != nil {
+		n += len(*m)
+	}
+	return n
+}
+
+// isPublished reports, for tests, whether sql is answered without a lock.
+func (c *kindCache) isPublished(sql string) bool {
+	m := c.snap.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[sql]
+	return ok
+}

@@ -42,7 +42,7 @@ func TestExecModeBatchSchemaChange(t *testing.T) {
 	run := func() error {
 		return fanOut(16, 20, func(g, i int) error { return oneBatch(ctx, p, query, cols, g%4, i) })
 	}
-	warmEvery(t, ctx, capable, run)
+	require.Equal(t, 4, warmEvery(t, ctx, capable, run), "the statement is prepared on every server connection")
 	require.Equal(t, pgx.QueryExecModeCacheStatement, p.Stat().Pooled.ExecMode.Mode)
 
 	_, err := admin.Exec(ctx, "alter table execmode_batch add column b int default 2")

@@ -39,11 +39,12 @@ func TestExecModeSchemaChange(t *testing.T) {
 	}
 	// Warm: 16 client connections over 4 server connections, until each
 	// server connection prepared the statement.
-	warmEvery(t, ctx, capable, func() error { run(16, 50); return nil })
+	warm := warmEvery(t, ctx, capable, func() error { run(16, 50); return nil })
 	require.Equal(t, pgx.QueryExecModeCacheStatement, p.Stat().Pooled.ExecMode.Mode)
 	if e := firstErr.Load(); e != nil {
 		t.Fatalf("warming: %d calls failed; first: %v", failed.Load(), *e)
 	}
+	require.Equal(t, 4, warm, "the statement is prepared on every server connection")
 
 	_, err := admin.Exec(ctx, "alter table execmode_schema add column b int default 2")
 	require.NoError(t, err)

@@ -82,7 +82,8 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 		}
 		return fmt.Sprintf("%.0f qps, %d errors, ≤ %d connections opened, ≤ %d closed by sharing", median(qps), errs, opened, closed)
 	}
-	for _, q := range []struct{ name, sql string }{{"`pg_sleep(0.001)`", bench.QuerySleep}, {"`select $1::int + 1`", bench.QueryAdd}} {
+	queries := []struct{ name, sql string }{{"`pg_sleep(0.001)`", bench.QuerySleep}, {"`select $1::int + 1`", bench.QueryAdd}}
+	for _, q := range queries {
 		got := make([][]bench.ElasticResult, len(cases))
 		ratios := make([][]float64, len(cases))
 		for round := 0; round < es.rounds; round++ {
@@ -113,67 +114,39 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 	// what sharing costs beyond the start (a storm's time is its slowest
 	// instance's, and an instance that got fewer connections while the
 	// others were still finding each other finishes last).
-	for _, q := range []struct{ name, sql string }{{"`pg_sleep(0.001)`", bench.QuerySleep}, {"`select $1::int + 1`", bench.QueryAdd}} {
+	for _, q := range queries {
 		names := [2]string{"budget caps 2", "caps 4 + sharing, no budget file"}
-		var shared, plannedR []bench.ElasticResult
-		var ratios []float64
-		for round := 0; round < es.steadyRounds; round++ {
-			var r [2]bench.ElasticResult
-			for k := 0; k < 2; k++ {
-				i := (k + round) % 2
-				f := bench.Flow{Storm: base, For: es.steadyFor}
-				f.Query = q.sql
-				if i == 0 {
-					f.Caps, f.Budget = planned, spec
-				} else {
-					f.Caps = bench.Fixed(4)
-				}
-				progress("elastic steady round %d/%d on %s, %v: %s", round+1, es.steadyRounds, q.name, es.steadyFor, names[i])
-				if r[i], err = bench.RunFlow(ctx, bed.DirectURL, f); err != nil {
-					return err
-				}
+		plannedR, shared, ratios, err := alternate(es.steadyRounds, func(round, i int) (bench.ElasticResult, error) {
+			f := bench.Flow{Storm: base, For: es.steadyFor, AdminURL: bed.AdminURL}
+			f.Query = q.sql
+			if i == 0 {
+				f.Caps, f.Budget = planned, spec
+			} else {
+				f.Caps = bench.Fixed(4)
 			}
-			plannedR, shared = append(plannedR, r[0]), append(shared, r[1])
-			ratios = append(ratios, r[1].QPS()/r[0].QPS())
-		}
-		steadyCell := func(rs []bench.ElasticResult) string {
-			var qps []float64
-			var errs, closed int64
-			for _, x := range rs {
-				qps, errs, closed = append(qps, x.QPS()), errs+x.Errors, max(closed, x.ElasticClosed)
-			}
-			return fmt.Sprintf("%.0f qps, %d errors, ≤ %d closed by sharing", median(qps), errs, closed)
+			progress("elastic steady round %d/%d on %s, %v: %s", round+1, es.steadyRounds, q.name, es.steadyFor, names[i])
+			return bench.RunFlow(ctx, bed.DirectURL, f)
+		})
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(out, "| elastic, steady load on %s for %v (28 pools, median of %d rounds): caps 4 + sharing, no budget file vs budget caps 2 | %s | %s | %.2f× qps (rounds %.2f–%.2f) |\n",
-			q.name, es.steadyFor, es.steadyRounds, steadyCell(shared), steadyCell(plannedR), median(ratios), slices.Min(ratios), slices.Max(ratios))
+			q.name, es.steadyFor, es.steadyRounds, cell(shared), cell(plannedR), median(ratios), slices.Min(ratios), slices.Max(ratios))
 	}
 
 	// Instances that come and go, against the same population fixed.
 	flow := bench.Flow{Storm: base, For: es.flowFor, AdminURL: bed.AdminURL, Sample: true}
 	flow.Caps, flow.Query = bench.Fixed(4), bench.QuerySleep
-	var fixedR, comeR []bench.ElasticResult
-	var ratios []float64
-	for round := 0; round < es.flowRounds; round++ {
-		var a, b bench.ElasticResult
-		for k := 0; k < 2; k++ {
-			f := flow
-			come := (k+round)%2 == 1
-			if come {
-				f.Every = es.flowEvery
-			}
-			progress("elastic flow round %d/%d: %v, caps 4, pg_sleep(0.001), come and go: %v", round+1, es.flowRounds, es.flowFor, come)
-			r, err := bench.RunFlow(ctx, bed.DirectURL, f)
-			if err != nil {
-				return err
-			}
-			if come {
-				b = r
-			} else {
-				a = r
-			}
+	fixedR, comeR, ratios, err := alternate(es.flowRounds, func(round, i int) (bench.ElasticResult, error) {
+		f := flow
+		if i == 1 {
+			f.Every = es.flowEvery
 		}
-		fixedR, comeR = append(fixedR, a), append(comeR, b)
-		ratios = append(ratios, b.QPS()/a.QPS())
+		progress("elastic flow round %d/%d: %v, caps 4, pg_sleep(0.001), come and go: %v", round+1, es.flowRounds, es.flowFor, i == 1)
+		return bench.RunFlow(ctx, bed.DirectURL, f)
+	})
+	if err != nil {
+		return err
 	}
 	flowCell := func(rs []bench.ElasticResult) string {
 		var qps []float64
@@ -205,4 +178,22 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 	fmt.Fprintf(out, "| elastic, a budget that fits (caps 2 from the plan, %v, `pg_sleep(0.001)`) | %d closed by sharing, %d connections opened for 56 planned, %d errors | 0 closed | %.0f qps |\n",
 		es.fitsFor, r.ElasticClosed, r.Opened, r.Errors, r.QPS())
 	return nil
+}
+
+// alternate runs two cases for rounds rounds, the order swapped each
+// round (run(round, i) runs case i), and returns each case's results and
+// the per-round ratios of case 1's throughput to case 0's.
+func alternate(rounds int, run func(round, i int) (bench.ElasticResult, error)) (base, other []bench.ElasticResult, ratios []float64, err error) {
+	for round := 0; round < rounds; round++ {
+		var r [2]bench.ElasticResult
+		for k := 0; k < 2; k++ {
+			i := (k + round) % 2
+			if r[i], err = run(round, i); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		base, other = append(base, r[0]), append(other, r[1])
+		ratios = append(ratios, r[1].QPS()/r[0].QPS())
+	}
+	return base, other, ratios, nil
 }
