@@ -49,7 +49,10 @@ import (
 // settleFirst, the gap doubling while nothing changes, up to viewEvery:
 // measured on the storm of 28 instances, about four looks per instance in
 // its first second, and every instance at its share within about 300 ms
-// instead of 1.2 s.
+// instead of 1.2 s. A route opens its first climbFree connections without
+// looking; each one beyond waits for a look asked while it held all the
+// others (mayClimb), so that no route climbs to its cap on a look that
+// saw the server before the crowd had logged in.
 //
 // A quiet instance (every backend but the one its yielding asks over idle
 // for more than a second) on a server elastic sharing keeps one slot short
@@ -96,8 +99,13 @@ type elastic struct {
 	ceil     atomic.Int32 // the limit the gate keeps to, 0 for none
 	refusals atomic.Int64 // route.retried at the last view
 	refused  atomic.Int64 // UnixNano of the last view that found new refusals
-	views    atomic.Int64
-	closed   atomic.Int64
+	// seenHeld is the route's connections when its last look was asked;
+	// climbWanted says the gate wanted to climb above it (mayClimb), so
+	// the next release asks at once.
+	seenHeld    atomic.Int32
+	climbWanted atomic.Bool
+	views       atomic.Int64
+	closed      atomic.Int64
 
 	// seen is what the last look saw; read and written only by the one
 	// asking (asking is held).
@@ -167,7 +175,9 @@ func (r *route) onRelease(c *pgxpool.Conn) releaseAction {
 		return releaseClosed
 	}
 	now := time.Now().UnixNano()
-	if now < e.nextAt.Load() || !r.viewDue(now) || !e.asking.CompareAndSwap(false, true) {
+	// A climb waiting for a look (mayClimb) asks at once.
+	climb := e.climbWanted.Load()
+	if (!climb && (now < e.nextAt.Load() || !r.viewDue(now))) || !e.asking.CompareAndSwap(false, true) {
 		return releaseKeep
 	}
 	e.nextAt.Store(now + int64(viewEvery)) // until the look sets the gap (settle)
@@ -188,6 +198,33 @@ func (r *route) viewDue(now int64) bool {
 	}
 	busy := r.gate.nwait.Load() > 0 || r.gate.inUse.Load() >= r.gate.limit()
 	return busy && (e.gap.Load() < int64(viewEvery) || e.ceil.Load() > 0 || now-e.refused.Load() < int64(refusedLately) || now-e.spareAt.Load() >= int64(spareRecheck))
+}
+
+// climbFree is how many connections a route opens without looking at
+// the server first; each one beyond needs a look asked while the route
+// held all the others (mayClimb).
+const climbFree = 2
+
+// climbLookOff lets routes climb without a fresh look, as before
+// mayClimb: for the side-by-side diagnostic (TestElasticClimbAB) and the
+// check that TestElasticClimbsAfterLooking fails without it.
+var climbLookOff atomic.Bool
+
+// mayClimb reports whether the route, holding held connections, may open
+// one more now. A route that opened a connection since its last look
+// asks again first: instances starting together see each other only as
+// they connect, and a look taken before the route's newest connection
+// may have seen a server still half empty. Without it, the first
+// instances to connect climbed to their caps on such a look, and the
+// slots they closed again once they saw the others had cost a login each
+// at the busiest moment of a storm.
+func (r *route) mayClimb(held int32) bool {
+	e := r.elastic
+	if e == nil || held < climbFree || e.seenHeld.Load() >= held || climbLookOff.Load() {
+		return true
+	}
+	e.climbWanted.Store(true)
+	return false
 }
 
 // shed closes c instead of giving it back when the route holds more than
@@ -231,8 +268,15 @@ func (r *route) askAndRelease(c *pgxpool.Conn) {
 	if n := r.retried.Load(); e.refusals.Swap(n) != n {
 		e.refused.Store(time.Now().UnixNano())
 	}
+	held := r.established()
 	v, err := askView(ctx, c.Conn())
 	e.spareAt.Store(time.Now().UnixNano())
+	// Even a failed look lets the route climb: without a view it shares
+	// nothing, and the next climb would ask again at once.
+	defer func() {
+		e.seenHeld.Store(held)
+		e.climbWanted.Store(false)
+	}()
 	if err != nil {
 		r.log.Debug("supapool: elastic sharing could not read pg_stat_activity", zap.Error(err))
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,5 +116,80 @@ func TestElasticDiag(t *testing.T) {
 			t.Logf("finish: %s\n%s", strings.Join(fs, " "), strings.Join(tl, "\n"))
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// Another diagnostic: SUPAPOOL_ELASTIC_AB=N runs the storm (28 pools × 10
+// goroutines × 200 queries, select $1::int + 1, or pg_sleep(0.001) with
+// DIAG_SLEEP set) N rounds, alternating budget caps 2, caps 4 with
+// sharing and no budget file, and the same with routes climbing without a
+// look first (pool.WithoutClimbLook, as before route.mayClimb), and prints
+// per case the medians of: the storm's throughput against budget caps 2
+// in the same round, the queries done after one second, the sessions the
+// server opened, those closed by sharing, refused connects and looks.
+func TestElasticClimbAB(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv("SUPAPOOL_ELASTIC_AB"))
+	if rounds < 1 {
+		t.Skip("set SUPAPOOL_ELASTIC_AB to a number of rounds")
+	}
+	bed := testbed.NewT(t, testbed.Options{MaxConnections: 60, NoPooler: true})
+	ctx := testCtx(t)
+	s := bench.Storm{Apps: 7, Instances: 4, Goroutines: 10, Queries: 200, Query: bench.QueryAdd}
+	if os.Getenv("DIAG_SLEEP") != "" {
+		s.Query = bench.QuerySleep
+	}
+	spec, err := bench.WriteSpec(t.TempDir(), bench.StormSpec(s))
+	require.NoError(t, err)
+	names := []string{"budget caps 2", "caps 4 + sharing, no budget file", "the same, climbing without a look"}
+	type outcome struct{ ratio, atSecond, opened, closed, refused, views []float64 }
+	got := make([]outcome, len(names))
+	for round := 0; round < rounds; round++ {
+		elapsed := make([]time.Duration, len(names))
+		for k := range names {
+			i := (k + round) % len(names)
+			c := s
+			c.Caps, c.Budget = bench.Fixed(4), ""
+			if i == 0 {
+				c.Caps, c.Budget = bench.Fixed(2), spec
+			}
+			restore := func() {}
+			if i == 2 {
+				restore = pool.WithoutClimbLook()
+			}
+			before, err := bench.Sessions(ctx, bed.AdminURL, bed.DirectURL)
+			require.NoError(t, err)
+			var done atomic.Int64
+			c.OnQuery = func() { done.Add(1) }
+			timer := time.AfterFunc(time.Second, func() { got[i].atSecond = append(got[i].atSecond, float64(done.Load())) })
+			r, err := bench.RunStorm(ctx, bed.DirectURL, c)
+			timer.Stop()
+			restore()
+			require.NoError(t, err)
+			require.Zero(t, r.Errors, names[i])
+			after, err := bench.Sessions(ctx, bed.AdminURL, bed.DirectURL)
+			require.NoError(t, err)
+			elapsed[i] = r.Elapsed
+			o := &got[i]
+			o.opened = append(o.opened, float64(after-before-1))
+			o.closed = append(o.closed, float64(r.ElasticClosed))
+			o.refused = append(o.refused, float64(r.Retried))
+			o.views = append(o.views, float64(r.Views))
+		}
+		for i := range names {
+			got[i].ratio = append(got[i].ratio, elapsed[0].Seconds()/elapsed[i].Seconds())
+		}
+	}
+	med := func(x []float64) float64 {
+		if len(x) == 0 {
+			return 0
+		}
+		y := slices.Clone(x)
+		slices.Sort(y)
+		return y[len(y)/2]
+	}
+	for i, n := range names {
+		o := got[i]
+		t.Logf("%s: %.2f× budget caps 2 (rounds %.2f–%.2f), %.0f queries done after 1 s, %.0f sessions opened, %.0f closed by sharing, %.0f refused connects, %.0f looks",
+			n, med(o.ratio), slices.Min(o.ratio), slices.Max(o.ratio), med(o.atSecond), med(o.opened), med(o.closed), med(o.refused), med(o.views))
 	}
 }

@@ -163,15 +163,16 @@ func (v serverView) shares(keys []instanceKey, fixed int, weight func(app string
 func (fs fairShare) limit(p pressure, held, target int32, waiting bool, most int32) int32 {
 	ceil := target
 	switch {
-	case p == pressureFull && fs.idle > 0 && fs.free > 0 && waiting:
+	case p == pressureFull && fs.idle > 0 && waiting:
 		// Quiet instances hold idle connections on a full server while
 		// this one has callers waiting: take the free slots, headroom
-		// included. That fills the server, and the quiet instances'
+		// included, and keep them while the quiet ones still hold
+		// theirs. That fills the server, and the quiet instances'
 		// yielding (yield.go), which waits for a full server, gives
-		// theirs back; the next look finds room again. Busy instances
+		// theirs back; a later look finds room again. Busy instances
 		// that reach for the same slot at once are refused and wait for
 		// their own connections, as in any storm.
-		ceil = max(target, held+int32(fs.free))
+		ceil = max(target, held+int32(max(fs.free, 0)))
 	case p != pressureFull:
 		// Room: but free slots go first to busy instances below their
 		// shares (deficit), which may be waiting for them; only the rest,

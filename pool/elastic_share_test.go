@@ -151,6 +151,8 @@ func TestShareLimit(t *testing.T) {
 		{"full: the share", fairShare{free: 1, live: 28}, pressureFull, 4, 2, true, 2},
 		{"full, quiet instances' idle slots: take the free ones", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, true, 4},
 		{"full, quiet instances but nobody waiting: the share", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, false, 2},
+		{"full to the last slot, quiet instances still holding theirs: keep what it took", fairShare{free: 0, idle: 4, live: 28}, pressureFull, 4, 2, true, 4},
+		{"over full, quiet instances: keep, never more", fairShare{free: -1, idle: 4, live: 28}, pressureFull, 4, 2, true, 4},
 		{"roomy, others lack more than is free: back to the share", fairShare{free: 21, deficit: 20, live: 28}, pressureRoomy, 3, 2, true, 2},
 		{"roomy, spare for all: keep what it holds", fairShare{free: 21, deficit: 10, live: 28}, pressureRoomy, 3, 2, true, 3},
 		{"roomy, its part of the spare", fairShare{free: 30, deficit: 0, live: 10}, pressureRoomy, 3, 2, true, 5},

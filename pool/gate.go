@@ -175,17 +175,18 @@ func (g *gate) lower(held int32, pause bool) {
 // ok records a successful acquire while the route holds held connections,
 // and raises the cap: at once to held, because connections the route
 // already has cost the server nothing more and idle ones would be wasted
-// while callers wait; then to held+1, so that one more caller may open one
-// more connection, but not within raiseEvery of a refusal, so that refused
-// attempts (each costs the server a process) come about once per
-// raiseEvery.
-func (g *gate) ok(held int32) {
+// while callers wait; then, when climb allows it (elastic sharing may want
+// a look first, see route.mayClimb), to held+1, so that one more caller
+// may open one more connection, but not within raiseEvery of a refusal,
+// so that refused attempts (each costs the server a process) come about
+// once per raiseEvery.
+func (g *gate) ok(held int32, climb bool) {
 	g.mu.Lock()
 	c := g.cap.Load()
 	if held > c {
 		c = min(held, g.max)
 	}
-	if held >= c && c < g.max && time.Since(g.lowered) >= raiseEvery {
+	if climb && held >= c && c < g.max && time.Since(g.lowered) >= raiseEvery {
 		c++
 	}
 	if ceil := g.ceil.Load(); ceil > 0 && c > ceil {

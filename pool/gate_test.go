@@ -42,16 +42,18 @@ func TestGateStartsAtOneAndClimbs(t *testing.T) {
 	assert.EqualValues(t, 1, g.limit())
 	require.NoError(t, g.enter(ctx))
 	admitted := queue(t, g, 3)
-	g.ok(0)
+	g.ok(0, true)
 	assert.EqualValues(t, 1, g.limit(), "no step before the first connection is open")
-	g.ok(1)
+	g.ok(1, true)
 	<-admitted
 	assert.EqualValues(t, 2, g.limit())
-	g.ok(1)
+	g.ok(1, true)
 	assert.EqualValues(t, 2, g.limit(), "one connection being opened at a time")
-	g.ok(2)
+	g.ok(2, false)
+	assert.EqualValues(t, 2, g.limit(), "no step while climbing waits for a look")
+	g.ok(2, true)
 	<-admitted
-	g.ok(3)
+	g.ok(3, true)
 	<-admitted
 	assert.EqualValues(t, 4, g.limit())
 	assert.False(t, g.atCap(), "at MaxConns the gate only counts")
@@ -111,22 +113,22 @@ func TestGateRaisesCap(t *testing.T) {
 	g.full(1)
 	assert.True(t, g.atCap())
 	admitted := queue(t, g, 3)
-	g.ok(1)
+	g.ok(1, true)
 	assert.EqualValues(t, 1, g.limit(), "no probe within raiseEvery of a refusal")
 	g.mu.Lock()
 	g.lowered = time.Now().Add(-raiseEvery)
 	g.mu.Unlock()
-	g.ok(1)
+	g.ok(1, true)
 	<-admitted
 	assert.EqualValues(t, 2, g.limit())
-	g.ok(1)
+	g.ok(1, true)
 	assert.EqualValues(t, 2, g.limit(), "the next step waits until the last one is an open connection")
-	g.ok(2)
+	g.ok(2, true)
 	<-admitted
 	assert.EqualValues(t, 3, g.limit(), "and then follows at once")
 	g.full(2)
 	assert.EqualValues(t, 2, g.limit(), "a refusal lowers the cap to what is held")
-	g.ok(4)
+	g.ok(4, true)
 	<-admitted
 	assert.EqualValues(t, 4, g.limit(), "at once to the connections already held, never above MaxConns")
 	assert.False(t, g.atCap())
@@ -184,7 +186,7 @@ func TestGateUnderChurn(t *testing.T) {
 				g.mu.Lock()
 				g.lowered = time.Time{} // let ok raise at once
 				g.mu.Unlock()
-				g.ok(int32(j % 5))
+				g.ok(int32(j%5), true)
 			}
 		}()
 	}

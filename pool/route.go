@@ -288,7 +288,8 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 		}
 		if err == nil {
 			if gated && r.gate.atCap() {
-				r.gate.ok(r.established())
+				held := r.established()
+				r.gate.ok(held, r.mayClimb(held))
 			}
 			return c, nil
 		}

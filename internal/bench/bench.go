@@ -31,8 +31,10 @@ type Result struct {
 	Codes           map[string]int64 // SQLSTATE (or ErrServerFull, other) → count
 	Elapsed         time.Duration
 	// ElasticClosed is the connections supapool's pools closed to share
-	// the server (pool.RouteStat.ElasticClosed), summed over the pools.
-	ElasticClosed int64
+	// the server (pool.RouteStat.ElasticClosed), Retried their refused
+	// connection attempts and Views their looks at pg_stat_activity,
+	// each summed over the pools (storms only).
+	ElasticClosed, Retried, Views int64
 }
 
 // The storms' queries: a cheap one, and one that holds its connection for
@@ -63,10 +65,10 @@ type Execer interface {
 // Load runs goroutines × queries of a one-row query on p and counts
 // outcomes.
 func Load(ctx context.Context, p Execer, goroutines, queries int) Result {
-	return loadAll(ctx, []Execer{p}, goroutines, queries, QueryAdd)
+	return loadAll(ctx, []Execer{p}, goroutines, queries, QueryAdd, nil)
 }
 
-func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql string) Result {
+func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql string, onQuery func()) Result {
 	var total, failed atomic.Int64
 	var mu sync.Mutex
 	codes := map[string]int64{}
@@ -85,6 +87,8 @@ func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql s
 						mu.Lock()
 						codes[ErrCode(err)]++
 						mu.Unlock()
+					} else if onQuery != nil {
+						onQuery()
 					}
 				}
 			}(p)
@@ -126,6 +130,8 @@ type Storm struct {
 	Budget string
 	// NoElastic turns supapool's elastic sharing off (DATABASE_ELASTIC=off).
 	NoElastic bool
+	// OnQuery, when set, runs after each query that succeeded.
+	OnQuery func()
 	// onClose, when set, sees each supapool pool just before it closes.
 	onClose func(*pool.Pool)
 }
@@ -197,21 +203,16 @@ func RunStorm(ctx context.Context, directURL string, s Storm) (res Result, err e
 			pools = append(pools, p)
 		}
 	}
-	res = loadAll(ctx, pools, s.Goroutines, s.Queries, s.query())
-	res.ElasticClosed = elasticClosed(pools)
-	return res, nil
-}
-
-// elasticClosed sums the connections supapool pools closed to share.
-func elasticClosed(pools []Execer) int64 {
-	var n int64
+	res = loadAll(ctx, pools, s.Goroutines, s.Queries, s.query(), s.OnQuery)
 	for _, p := range pools {
 		if sp, ok := p.(*pool.Pool); ok {
 			st := sp.Stat()
-			n += st.Pooled.ElasticClosed + st.Direct.ElasticClosed
+			res.ElasticClosed += st.Pooled.ElasticClosed + st.Direct.ElasticClosed
+			res.Retried += st.Pooled.Retried + st.Direct.Retried
+			res.Views += st.Pooled.ElasticViews + st.Direct.ElasticViews
 		}
 	}
-	return n
+	return res, nil
 }
 
 // drain waits until no backend of a storm app is left on the server.
