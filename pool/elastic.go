@@ -50,17 +50,24 @@ import (
 // measured on the storm of 28 instances, about four looks per instance in
 // its first second, and every instance at its share within about 300 ms
 // instead of 1.2 s. A route opens its first climbFree connections without
-// looking; each one beyond waits for a look asked while it held all the
-// others (mayClimb), so that no route climbs to its cap on a look that
-// saw the server before the crowd had logged in.
+// looking; each one beyond needs a look asked while it held all the
+// others (climbLook): the acquire that would climb asks on the connection
+// it just got, before its caller has it, unless a look is under way. So no
+// route climbs to its cap on a look that saw the server before the crowd
+// had logged in, and a route whose callers hold their connections for
+// long (long queries, streamed rows, DirectDB) still climbs at once.
 //
 // A quiet instance (every backend but the one its yielding asks over idle
 // for more than a second) on a server elastic sharing keeps one slot short
 // of full is never made to yield (yield.go waits for a full server). So a
 // busy route with callers waiting that sees quiet instances holding
-// backends takes the free slots, headroom included: the server is full,
-// the quiet ones give their idle connections back, and the next look finds
-// room.
+// backends they can give back takes the free slots, headroom included, and
+// keeps them for at most keepFor: the server is full, the quiet ones give
+// their idle connections back, and a later look finds room. Quiet
+// backends that are never given back (a listener's, a route with yielding
+// off) would otherwise keep the headroom slot taken for good, so once
+// keepFor has passed without the quiet ones' count changing, the route
+// keeps to its share again until it changes (keepLatch).
 
 const (
 	// viewEvery bounds how often a route asks once the picture has
@@ -81,6 +88,11 @@ const (
 	// every viewEvery even when its last look found room: the server
 	// refused it, so room there comes and goes.
 	refusedLately = 10 * time.Second
+	// keepFor bounds how long a route keeps slots it took while quiet
+	// instances held idle connections (fairShare.limit): long enough for
+	// their yielding (YieldAfter, then a question each yieldCheckEvery) to
+	// see the full server and give them back.
+	keepFor = 3 * yieldCheckEvery
 )
 
 // elastic is a route's elastic-sharing state; nil when the route does not
@@ -99,17 +111,18 @@ type elastic struct {
 	ceil     atomic.Int32 // the limit the gate keeps to, 0 for none
 	refusals atomic.Int64 // route.retried at the last view
 	refused  atomic.Int64 // UnixNano of the last view that found new refusals
-	// seenHeld is the route's connections when its last look was asked;
-	// climbWanted says the gate wanted to climb above it (mayClimb), so
-	// the next release asks at once.
-	seenHeld    atomic.Int32
-	climbWanted atomic.Bool
-	views       atomic.Int64
-	closed      atomic.Int64
+	// seenHeld is the route's connections when its last look was asked
+	// (lowered with the gate's cap, forget): climbing above it needs a
+	// new look (climbLook).
+	seenHeld atomic.Int32
+	views    atomic.Int64
+	closed   atomic.Int64
 
-	// seen is what the last look saw; read and written only by the one
-	// asking (asking is held).
+	// seen and keep are read and written only by the one asking (asking
+	// is held): what the last look saw, and whether the route may keep
+	// slots taken while quiet instances hold idle ones.
 	seen viewSummary
+	keep keepLatch
 
 	// mu guards recent and logged; held for bookkeeping only.
 	mu     sync.Mutex
@@ -175,9 +188,7 @@ func (r *route) onRelease(c *pgxpool.Conn) releaseAction {
 		return releaseClosed
 	}
 	now := time.Now().UnixNano()
-	// A climb waiting for a look (mayClimb) asks at once.
-	climb := e.climbWanted.Load()
-	if (!climb && (now < e.nextAt.Load() || !r.viewDue(now))) || !e.asking.CompareAndSwap(false, true) {
+	if now < e.nextAt.Load() || !r.viewDue(now) || !e.asking.CompareAndSwap(false, true) {
 		return releaseKeep
 	}
 	e.nextAt.Store(now + int64(viewEvery)) // until the look sets the gap (settle)
@@ -202,29 +213,64 @@ func (r *route) viewDue(now int64) bool {
 
 // climbFree is how many connections a route opens without looking at
 // the server first; each one beyond needs a look asked while the route
-// held all the others (mayClimb).
+// held all the others (climbLook).
 const climbFree = 2
 
 // climbLookOff lets routes climb without a fresh look, as before
-// mayClimb: for the side-by-side diagnostic (TestElasticClimbAB) and the
-// check that TestElasticClimbsAfterLooking fails without it.
+// climbLook: for the side-by-side benchmark of what it changes
+// (BenchmarkElasticClimb, through WithoutClimbLook in a test file).
 var climbLookOff atomic.Bool
 
-// mayClimb reports whether the route, holding held connections, may open
-// one more now. A route that opened a connection since its last look
-// asks again first: instances starting together see each other only as
-// they connect, and a look taken before the route's newest connection
-// may have seen a server still half empty. Without it, the first
-// instances to connect climbed to their caps on such a look, and the
-// slots they closed again once they saw the others had cost a login each
-// at the busiest moment of a storm.
-func (r *route) mayClimb(held int32) bool {
+// climbLook reports whether the route, holding held connections, may
+// open one more now; c is the connection an acquire just got, before its
+// caller has it. A route that opened a connection since its last look
+// asks again first, on c: instances starting together see each other
+// only as they connect, and a look taken before the route's newest
+// connection may have seen a server still half empty. Without it, the
+// first instances to connect climbed to their caps on such a look, and
+// the slots they closed again once they saw the others had cost a login
+// each at the busiest moment of a storm.
+//
+// While another look is under way the route does not climb: that look,
+// once its connection is back, admits a waiter whose acquire climbs on
+// it. usable is false when the look broke c (cut short by ctx or
+// viewTimeout mid-protocol): the caller must not have it.
+func (r *route) climbLook(ctx context.Context, c *pgxpool.Conn, held int32) (climb, usable bool) {
 	e := r.elastic
 	if e == nil || held < climbFree || e.seenHeld.Load() >= held || climbLookOff.Load() {
-		return true
+		return true, true
 	}
-	e.climbWanted.Store(true)
-	return false
+	if !e.asking.CompareAndSwap(false, true) {
+		return false, true
+	}
+	defer e.asking.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, viewTimeout)
+	defer cancel()
+	v, err := r.look(ctx, c)
+	// Even a failed look lets the route climb: the limit of the last
+	// good one (if any) still holds, and without a view it would
+	// otherwise stay at two for good.
+	e.seenHeld.Store(held)
+	if err != nil {
+		return true, !brokenBy(ctx, c)
+	}
+	r.closeIdle(r.apply(v))
+	return true, true
+}
+
+// forget lowers what the last look covers to held connections, when the
+// gate's cap drops to them (a refusal, or a quiet route that gave its
+// connections back): climbing above them again needs a new look.
+func (e *elastic) forget(held int32) {
+	if e == nil {
+		return
+	}
+	for {
+		seen := e.seenHeld.Load()
+		if seen <= held || e.seenHeld.CompareAndSwap(seen, held) {
+			return
+		}
+	}
 }
 
 // shed closes c instead of giving it back when the route holds more than
@@ -265,37 +311,81 @@ func (r *route) askAndRelease(c *pgxpool.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
 	defer cancel()
-	if n := r.retried.Load(); e.refusals.Swap(n) != n {
-		e.refused.Store(time.Now().UnixNano())
-	}
 	held := r.established()
-	v, err := askView(ctx, c.Conn())
-	e.spareAt.Store(time.Now().UnixNano())
-	// Even a failed look lets the route climb: without a view it shares
-	// nothing, and the next climb would ask again at once.
-	defer func() {
-		e.seenHeld.Store(held)
-		e.climbWanted.Store(false)
-	}()
+	v, err := r.look(ctx, c)
+	// Before c goes back, so that the waiter it admits may climb on this
+	// look (climbLook). Even a failed look counts, as there.
+	e.seenHeld.Store(held)
 	if err != nil {
-		r.log.Debug("supapool: elastic sharing could not read pg_stat_activity", zap.Error(err))
-		if ctx.Err() != nil {
-			// A question cut short leaves the connection mid-protocol.
+		if brokenBy(ctx, c) {
 			r.closeConn(c)
 			return
 		}
 		c.Release()
 		return
 	}
-	e.views.Add(1)
-	r.noteHidden(v)
-	r.apply(v, c)
+	over := r.apply(v)
+	if over > 0 && !r.isClosing() {
+		r.closeConn(c)
+		r.countShed(1)
+		over--
+	} else {
+		c.Release()
+	}
+	r.closeIdle(over)
 }
 
-// apply sets the route's limit from view v, asked on c, and gives c back:
-// closed when the route holds more than its limit, released otherwise.
-// Idle connections above the limit are closed too.
-func (r *route) apply(v serverView, c *pgxpool.Conn) {
+// look asks the server on c for its view (one at a time: asking is
+// held), with the bookkeeping every look does.
+func (r *route) look(ctx context.Context, c *pgxpool.Conn) (serverView, error) {
+	e := r.elastic
+	if n := r.retried.Load(); e.refusals.Swap(n) != n {
+		e.refused.Store(time.Now().UnixNano())
+	}
+	v, err := askView(ctx, c.Conn())
+	e.spareAt.Store(time.Now().UnixNano())
+	if err != nil {
+		r.log.Debug("supapool: elastic sharing could not read pg_stat_activity", zap.Error(err))
+		return serverView{}, err
+	}
+	e.views.Add(1)
+	r.noteHidden(v)
+	return v, nil
+}
+
+// brokenBy reports whether a look on c that failed left it unusable: cut
+// short by ctx, it is mid-protocol.
+func brokenBy(ctx context.Context, c *pgxpool.Conn) bool {
+	return ctx.Err() != nil || c.Conn().IsClosed()
+}
+
+// closeIdle closes up to n of the route's idle connections (above its
+// limit) and counts them as shed.
+func (r *route) closeIdle(n int) {
+	if n <= 0 || r.isClosing() || r.pool.Stat().IdleConns() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
+	idle := r.pool.AcquireAllIdle(ctx)
+	cancel()
+	closed := 0
+	for _, ic := range idle {
+		if closed < n {
+			r.closeConn(ic)
+			closed++
+		} else {
+			ic.Release()
+		}
+	}
+	if closed > 0 {
+		r.countShed(int64(closed))
+	}
+}
+
+// apply sets the route's limit from view v and returns how many
+// connections the route holds above it (0 when none, or no limit); one
+// asked on is counted among them.
+func (r *route) apply(v serverView) (over int) {
 	e := r.elastic
 	held := r.established()
 	fs := v.share(e.me, e.weight, e.planned)
@@ -322,34 +412,44 @@ func (r *route) apply(v serverView, c *pgxpool.Conn) {
 		// (gate.full) is over.
 		r.gate.unpause()
 	}
-	ceil := fs.limit(p, held, target, r.gate.nwait.Load() > 0, r.gate.max)
+	waiting := r.gate.nwait.Load() > 0
+	keep := e.keep.allow(time.Now(), p == pressureFull && fs.idle > 0 && waiting, fs.idle)
+	ceil := fs.limit(p, held, target, waiting, keep, r.gate.max)
 	if old := e.ceil.Swap(ceil); old != ceil || p != was {
 		r.log.Debug("supapool: elastic share",
 			zap.Int32("limit", ceil), zap.Int("share", fs.share), zap.Int("instances", fs.live),
 			zap.Int("free", fs.free), zap.Int("clients", fs.clients), zap.Int32("held", held))
 	}
 	r.gate.setCeil(ceil)
-	if ceil == 0 || held <= ceil || r.isClosing() {
-		c.Release()
-		return
+	if ceil == 0 || held <= ceil {
+		return 0
 	}
-	r.closeConn(c)
-	n := int64(1)
-	excess := int(held-1) - int(ceil)
-	if excess > 0 && r.pool.Stat().IdleConns() > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
-		idle := r.pool.AcquireAllIdle(ctx)
-		cancel()
-		for i, ic := range idle {
-			if i < excess {
-				r.closeConn(ic)
-				n++
-			} else {
-				ic.Release()
-			}
-		}
+	return int(held - ceil)
+}
+
+// keepLatch bounds the rule that keeps slots taken while quiet instances
+// hold idle ones (fairShare.limit) to keepFor from its first use while
+// their idle backends stay the same: unchanged for that long, they are not
+// being given back (a listener's connection, a route that never yields),
+// and the route keeps to its share until their count changes.
+type keepLatch struct {
+	since time.Time // when the rule first applied with this idle count; zero before
+	idle  int       // the quiet instances' idle backends
+}
+
+// allow reports whether the rule may apply at now, when it wants to
+// (wanted) with the quiet instances holding idle backends.
+func (k *keepLatch) allow(now time.Time, wanted bool, idle int) bool {
+	if idle != k.idle {
+		*k = keepLatch{idle: idle} // a change: the quiet ones are moving
 	}
-	r.countShed(n)
+	if !wanted {
+		return false
+	}
+	if k.since.IsZero() {
+		k.since = now
+	}
+	return now.Sub(k.since) <= keepFor
 }
 
 // noteHidden says once, in the log, that the role cannot see every

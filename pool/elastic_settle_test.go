@@ -1,10 +1,12 @@
 package pool
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // After a look that changed the picture the next one comes after
@@ -29,21 +31,32 @@ func TestSettleGap(t *testing.T) {
 }
 
 // A route climbs past climbFree connections only when its last look was
-// asked while it held as many as it holds now; a refusal to climb asks
-// for a look at the next release.
-func TestMayClimb(t *testing.T) {
+// asked while it held as many as it holds now; a lower cap forgets the
+// looks above it; while another look is under way it does not climb. The
+// look itself, on the acquired connection, needs a server: see
+// TestElasticClimbsWhileHolding.
+func TestClimbLookWithoutAsking(t *testing.T) {
+	ctx := context.Background()
 	r := &route{elastic: newElastic("api#aaaaaa", nil, nil)}
 	e := r.elastic
-	assert.True(t, r.mayClimb(0))
-	assert.True(t, r.mayClimb(1), "the first two connections need no look")
-	assert.False(t, e.climbWanted.Load())
-	assert.False(t, r.mayClimb(2), "the third needs a look taken while the route held two")
-	assert.True(t, e.climbWanted.Load(), "and asks for one")
+	climbs := func(held int32) bool {
+		climb, usable := r.climbLook(ctx, nil, held) // nil: no look may be asked on it
+		require.True(t, usable)
+		return climb
+	}
+	assert.True(t, climbs(0))
+	assert.True(t, climbs(1), "the first two connections need no look")
 	e.seenHeld.Store(2)
-	e.climbWanted.Store(false)
-	assert.True(t, r.mayClimb(2))
-	assert.False(t, r.mayClimb(3), "a look at two does not cover the fourth")
+	assert.True(t, climbs(2), "a look taken while the route held two covers the third")
 	e.seenHeld.Store(4)
-	assert.True(t, r.mayClimb(3), "a route that closed connections since its look may climb back")
-	assert.True(t, (&route{}).mayClimb(5), "a route that does not share climbs as it always did")
+	assert.True(t, climbs(3), "a look at four covers climbing back to it")
+	e.forget(2)
+	assert.EqualValues(t, 2, e.seenHeld.Load(), "a cap lowered to two forgets the look at four")
+	e.forget(3)
+	assert.EqualValues(t, 2, e.seenHeld.Load(), "forget never raises it")
+	e.asking.Store(true)
+	assert.False(t, climbs(3), "another look is under way: no climb on an old one")
+	climb, usable := (&route{}).climbLook(ctx, nil, 5)
+	assert.True(t, climb && usable, "a route that does not share climbs as it always did")
+	(*elastic)(nil).forget(1) // a route that does not share has nothing to forget
 }

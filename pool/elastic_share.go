@@ -47,8 +47,10 @@ type fairShare struct {
 	free    int // usable slots no client backend holds (negative: over)
 	live    int // instances holding at least one backend, this one included
 	clients int // all client backends
-	// idle is the backends held by other instances that are quiet: every
-	// backend of theirs, or all but one, idle for more than a second.
+	// idle is what other instances that are quiet (every backend of
+	// theirs, or all but one, idle for more than a second) can give back
+	// at the least: their backends but one each, since one may be a
+	// listener's, which is never given back.
 	idle int
 	// deficit is the slots other instances that are not quiet lack to
 	// reach their shares: free slots they may be waiting for, so not
@@ -99,7 +101,7 @@ func (v serverView) share(me instanceKey, weight func(app string) int, planned m
 	}
 	for k, n := range held {
 		if k != me && isQuiet(k) {
-			fs.idle += n
+			fs.idle += n - 1
 		}
 	}
 	shares, fits := v.shares(keys, fixed, weight, planned)
@@ -158,20 +160,22 @@ func (v serverView) shares(keys []instanceKey, fixed int, weight func(app string
 
 // limit is the connections a route keeps to after a look that found fs
 // and pressure p, while it holds held and its share on this route is
-// target (at least 1); waiting says callers wait in its gate, and most is
-// its cap (MaxConns). 0 means no limit but the cap.
-func (fs fairShare) limit(p pressure, held, target int32, waiting bool, most int32) int32 {
+// target (at least 1); waiting says callers wait in its gate, keep that
+// it may still keep slots taken while quiet instances hold idle ones
+// (keepLatch), and most is its cap (MaxConns). 0 means no limit but the
+// cap.
+func (fs fairShare) limit(p pressure, held, target int32, waiting, keep bool, most int32) int32 {
 	ceil := target
 	switch {
-	case p == pressureFull && fs.idle > 0 && waiting:
+	case p == pressureFull && fs.idle > 0 && waiting && keep:
 		// Quiet instances hold idle connections on a full server while
 		// this one has callers waiting: take the free slots, headroom
 		// included, and keep them while the quiet ones still hold
-		// theirs. That fills the server, and the quiet instances'
-		// yielding (yield.go), which waits for a full server, gives
-		// theirs back; a later look finds room again. Busy instances
-		// that reach for the same slot at once are refused and wait for
-		// their own connections, as in any storm.
+		// theirs (for at most keepFor). That fills the server, and the
+		// quiet instances' yielding (yield.go), which waits for a full
+		// server, gives theirs back; a later look finds room again. Busy
+		// instances that reach for the same slot at once are refused and
+		// wait for their own connections, as in any storm.
 		ceil = max(target, held+int32(max(fs.free, 0)))
 	case p != pressureFull:
 		// Room: but free slots go first to busy instances below their

@@ -3,6 +3,7 @@ package pool
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -64,13 +65,33 @@ func TestShareCountsQuietInstances(t *testing.T) {
 		{name: "psql", n: 1, quiet: 1},     // no instance: never counted as quiet
 	}}
 	one := func(string) int { return 1 }
-	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle)
-	assert.Equal(t, 2, v.share(instanceKey{"c", "cccccc"}, one, nil).idle)
+	assert.Equal(t, 1, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle, "a's backends but one (a listener's, maybe)")
+	assert.Equal(t, 1, v.share(instanceKey{"c", "cccccc"}, one, nil).idle)
 	assert.Equal(t, 0, v.share(instanceKey{"a", "aaaaaa"}, one, nil).idle, "not its own")
 	v.rows[0].quiet = 1
-	assert.Equal(t, 2, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle, "all but one: yielding asks over one")
+	assert.Equal(t, 1, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle, "all but one: yielding asks over one")
 	v.rows[0].quiet = 0
 	assert.Equal(t, 0, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle, "a is busy again")
+	v.rows[0] = clientCount{name: "a#aaaaaa", n: 1, quiet: 1}
+	assert.Equal(t, 0, v.share(instanceKey{"b", "bbbbbb"}, one, nil).idle, "an instance holding one idle backend (a listener's) gives nothing back")
+}
+
+// The rule that keeps slots taken while quiet instances hold idle ones
+// applies for keepFor from its first use at most; then not until their
+// count changes.
+func TestKeepLatch(t *testing.T) {
+	var k keepLatch
+	t0 := time.Now()
+	assert.False(t, k.allow(t0, false, 0), "not wanted")
+	assert.True(t, k.allow(t0, true, 3))
+	assert.False(t, k.allow(t0, false, 3), "not wanted")
+	assert.True(t, k.allow(t0.Add(keepFor), true, 3), "within keepFor of its first use")
+	assert.False(t, k.allow(t0.Add(keepFor+time.Millisecond), true, 3), "keepFor passed with the quiet ones still holding 3")
+	assert.False(t, k.allow(t0.Add(time.Minute), false, 3))
+	assert.False(t, k.allow(t0.Add(time.Minute), true, 3), "spent while their count stays")
+	assert.True(t, k.allow(t0.Add(time.Minute), true, 2), "they gave one back: the rule works here, again")
+	assert.False(t, k.allow(t0.Add(time.Minute+keepFor+time.Millisecond), true, 2), "and is spent again after keepFor")
+	assert.True(t, k.allow(t0.Add(2*time.Minute), true, 5), "more quiet ones: another try")
 }
 
 // A budget that fits exactly (28 instances × 2 of 57 usable) keeps every
@@ -147,19 +168,22 @@ func TestShareLimit(t *testing.T) {
 		held, target int32
 		waiting      bool
 		want         int32
+		spent        bool // the keep rule's keepFor has passed (keepLatch)
 	}{
-		{"full: the share", fairShare{free: 1, live: 28}, pressureFull, 4, 2, true, 2},
-		{"full, quiet instances' idle slots: take the free ones", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, true, 4},
-		{"full, quiet instances but nobody waiting: the share", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, false, 2},
-		{"full to the last slot, quiet instances still holding theirs: keep what it took", fairShare{free: 0, idle: 4, live: 28}, pressureFull, 4, 2, true, 4},
-		{"over full, quiet instances: keep, never more", fairShare{free: -1, idle: 4, live: 28}, pressureFull, 4, 2, true, 4},
-		{"roomy, others lack more than is free: back to the share", fairShare{free: 21, deficit: 20, live: 28}, pressureRoomy, 3, 2, true, 2},
-		{"roomy, spare for all: keep what it holds", fairShare{free: 21, deficit: 10, live: 28}, pressureRoomy, 3, 2, true, 3},
-		{"roomy, its part of the spare", fairShare{free: 30, deficit: 0, live: 10}, pressureRoomy, 3, 2, true, 5},
-		{"roomy, alone: no limit", fairShare{free: 50, live: 1}, pressureRoomy, 3, 2, true, 0},
+		{"full: the share", fairShare{free: 1, live: 28}, pressureFull, 4, 2, true, 2, false},
+		{"full, quiet instances' idle slots: take the free ones", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, true, 4, false},
+		{"full, quiet instances but nobody waiting: the share", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, false, 2, false},
+		{"full to the last slot, quiet instances still holding theirs: keep what it took", fairShare{free: 0, idle: 4, live: 28}, pressureFull, 4, 2, true, 4, false},
+		{"over full, quiet instances: keep, never more", fairShare{free: -1, idle: 4, live: 28}, pressureFull, 4, 2, true, 4, false},
+		{"quiet instances held theirs for keepFor: back to the share", fairShare{free: 0, idle: 4, live: 28}, pressureFull, 4, 2, true, 2, true},
+		{"free slots, but keepFor is spent: the share", fairShare{free: 2, idle: 4, live: 28}, pressureFull, 2, 2, true, 2, true},
+		{"roomy, others lack more than is free: back to the share", fairShare{free: 21, deficit: 20, live: 28}, pressureRoomy, 3, 2, true, 2, false},
+		{"roomy, spare for all: keep what it holds", fairShare{free: 21, deficit: 10, live: 28}, pressureRoomy, 3, 2, true, 3, false},
+		{"roomy, its part of the spare", fairShare{free: 30, deficit: 0, live: 10}, pressureRoomy, 3, 2, true, 5, false},
+		{"roomy, alone: no limit", fairShare{free: 50, live: 1}, pressureRoomy, 3, 2, true, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, tc.fs.limit(tc.p, tc.held, tc.target, tc.waiting, 10))
+			assert.Equal(t, tc.want, tc.fs.limit(tc.p, tc.held, tc.target, tc.waiting, !tc.spent, 10))
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,9 +19,16 @@ import (
 // The late joiner: 27 pools with caps 4 keep every slot busy; a 28th
 // starts and must run 100 queries. Without elastic sharing it waits until
 // one of the others goes quiet, which they never do here.
-func TestElasticLateJoiner(t *testing.T) { lateJoiner(t, false) }
+func TestElasticLateJoiner(t *testing.T) { lateJoiner(t, false, false) }
 
-func lateJoiner(t *testing.T, noElastic bool) {
+// The same with a quiet instance that holds only its listener's
+// connection, which it never gives back. Before quiet instances counted
+// one backend fewer (fairShare.idle), the crowd's busy routes saw that
+// idle backend, took the headroom slot to make it yield, and kept it for
+// good: the joiner was refused until its context ended.
+func TestElasticLateJoinerBesideAListener(t *testing.T) { lateJoiner(t, false, true) }
+
+func lateJoiner(t *testing.T, noElastic, listener bool) {
 	bed := testbed.NewT(t, testbed.Options{MaxConnections: 60, NoPooler: true})
 	ctx := testCtx(t)
 	load, cancel := context.WithCancel(ctx)
@@ -33,6 +41,12 @@ func lateJoiner(t *testing.T, noElastic bool) {
 			c.Close()
 		}
 	}()
+	if listener {
+		lp, err := pool.New(ctx, pool.Config{AppName: "listens", DirectURL: bed.DirectURL})
+		require.NoError(t, err)
+		crowd = append(crowd, lp)
+		require.NoError(t, lp.Listener().Listen(ctx, "late_news", func(context.Context, *pgconn.Notification) error { return nil }))
+	}
 	for i := 0; i < 27; i++ {
 		p, err := pool.New(ctx, pool.Config{AppName: fmt.Sprintf("late%d", i/4), DirectURL: bed.DirectURL, MaxConns: 4, NoElastic: noElastic})
 		require.NoError(t, err)

@@ -176,25 +176,44 @@ func (g *gate) lower(held int32, pause bool) {
 // and raises the cap: at once to held, because connections the route
 // already has cost the server nothing more and idle ones would be wasted
 // while callers wait; then, when climb allows it (elastic sharing may want
-// a look first, see route.mayClimb), to held+1, so that one more caller
+// a look first, see route.climbLook), to held+1, so that one more caller
 // may open one more connection, but not within raiseEvery of a refusal,
 // so that refused attempts (each costs the server a process) come about
 // once per raiseEvery.
 func (g *gate) ok(held int32, climb bool) {
 	g.mu.Lock()
-	c := g.cap.Load()
-	if held > c {
-		c = min(held, g.max)
-	}
-	if climb && held >= c && c < g.max && time.Since(g.lowered) >= raiseEvery {
+	c, step := g.next(held)
+	if climb && step {
 		c++
-	}
-	if ceil := g.ceil.Load(); ceil > 0 && c > ceil {
-		c = ceil
 	}
 	g.cap.Store(c)
 	g.admit()
 	g.mu.Unlock()
+}
+
+// wouldClimb reports whether ok(held, true) would raise the cap above
+// held, so that a look taken to allow it (route.climbLook) is not wasted.
+func (g *gate) wouldClimb(held int32) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, step := g.next(held)
+	return step
+}
+
+// next is ok's arithmetic: the cap raised to held (within MaxConns and
+// elastic sharing's limit), and whether one step above it is allowed;
+// g.mu is held.
+func (g *gate) next(held int32) (c int32, step bool) {
+	c = g.cap.Load()
+	if held > c {
+		c = min(held, g.max)
+	}
+	ceil := g.ceil.Load()
+	if ceil > 0 && c > ceil {
+		c = ceil
+	}
+	step = held >= c && c < g.max && (ceil == 0 || c < ceil) && time.Since(g.lowered) >= raiseEvery
+	return c, step
 }
 
 // unpause ends the pause in climbing after a refusal: elastic sharing saw

@@ -287,9 +287,14 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			return nil, ErrClosed
 		}
 		if err == nil {
-			if gated && r.gate.atCap() {
-				held := r.established()
-				r.gate.ok(held, r.mayClimb(held))
+			if gated && r.gate.atCap() && !r.step(ctx, c) {
+				// A look to allow climbing broke c: another one.
+				c.Release()
+				r.gate.leave()
+				if ctx.Err() != nil {
+					return nil, r.giveUp(ctx.Err(), &w)
+				}
+				continue
 			}
 			return c, nil
 		}
@@ -320,6 +325,20 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 	}
 }
 
+// step tells the gate, after an acquire at its cap got c, how many
+// connections the route holds and whether it may open one more (a look
+// on c first, when elastic sharing wants one: climbLook). It reports
+// false when that look left c unusable.
+func (r *route) step(ctx context.Context, c *pgxpool.Conn) (usable bool) {
+	held := r.established()
+	climb, usable := true, true
+	if r.elastic != nil && r.gate.wouldClimb(held) {
+		climb, usable = r.climbLook(ctx, c, held)
+	}
+	r.gate.ok(held, climb)
+	return usable
+}
+
 // refusals is what one caller has been told while waiting.
 type refusals struct {
 	last *pgconn.PgError
@@ -339,6 +358,7 @@ func (r *route) refused(ctx context.Context, w *refusals, kind connErrKind, pgEr
 	held := r.established()
 	if kind == serverFull {
 		r.gate.full(held)
+		r.elastic.forget(held)
 	}
 	if w.n == 1 {
 		msg := "supapool: server full; waiting for a connection this route holds"

@@ -145,7 +145,9 @@ func (r *route) quietCheck(mark int64) {
 		r.closeConn(c)
 	}
 	// The next burst opens its connections one at a time again.
-	r.gate.restart(r.established())
+	held := r.established()
+	r.gate.restart(held)
+	r.elastic.forget(held)
 }
 
 // idleGate reports whether no caller is in the route's gate or waiting for

@@ -72,15 +72,21 @@ func elastic(ctx context.Context, _ *testbed.Bed, sz sizes, out io.Writer, progr
 		{"caps 4 + sharing, no budget file", bench.Fixed(4), ""},
 	}
 	cell := func(r []bench.ElasticResult) string {
-		var qps []float64
+		var qps, spread []float64
 		var errs, opened, closed int64
 		for _, x := range r {
 			qps = append(qps, x.QPS())
+			spread = append(spread, x.Spread)
 			errs += x.Errors
 			opened = max(opened, x.Opened)
 			closed = max(closed, x.ElasticClosed)
 		}
-		return fmt.Sprintf("%.0f qps, %d errors, ≤ %d connections opened, ≤ %d closed by sharing", median(qps), errs, opened, closed)
+		s := fmt.Sprintf("%.0f qps, %d errors, ≤ %d connections opened, ≤ %d closed by sharing", median(qps), errs, opened, closed)
+		if spread[0] > 0 {
+			// Flows run for a time: every pool ends together.
+			s += fmt.Sprintf(", slowest pool %.2f× the median's time", median(spread))
+		}
+		return s
 	}
 	queries := []struct{ name, sql string }{{"`pg_sleep(0.001)`", bench.QuerySleep}, {"`select $1::int + 1`", bench.QueryAdd}}
 	for _, q := range queries {

@@ -35,6 +35,11 @@ type Result struct {
 	// connection attempts and Views their looks at pg_stat_activity,
 	// each summed over the pools (storms only).
 	ElasticClosed, Retried, Views int64
+	// Spread is the slowest pool's time to finish its queries over the
+	// median pool's (storms only): a storm's time is its slowest pool's,
+	// so a pool that got fewer connections than the others is what a
+	// storm's throughput loses to.
+	Spread float64
 }
 
 // The storms' queries: a cheap one, and one that holds its connection for
@@ -73,12 +78,16 @@ func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql s
 	var mu sync.Mutex
 	codes := map[string]int64{}
 	var wg sync.WaitGroup
+	finish := make([]time.Duration, len(pools))
 	start := time.Now()
-	for _, p := range pools {
+	for i, p := range pools {
+		var pw sync.WaitGroup // the pool's own goroutines
 		for g := 0; g < goroutines; g++ {
 			wg.Add(1)
+			pw.Add(1)
 			go func(p Execer) {
 				defer wg.Done()
+				defer pw.Done()
 				for q := 0; q < queries; q++ {
 					total.Add(1)
 					var n int
@@ -93,9 +102,20 @@ func loadAll(ctx context.Context, pools []Execer, goroutines, queries int, sql s
 				}
 			}(p)
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw.Wait()
+			finish[i] = time.Since(start)
+		}()
 	}
 	wg.Wait()
-	return Result{Queries: total.Load(), Errors: failed.Load(), Codes: codes, Elapsed: time.Since(start)}
+	res := Result{Queries: total.Load(), Errors: failed.Load(), Codes: codes, Elapsed: time.Since(start)}
+	if len(pools) > 1 {
+		sort.Slice(finish, func(i, j int) bool { return finish[i] < finish[j] })
+		res.Spread = finish[len(finish)-1].Seconds() / finish[len(finish)/2].Seconds()
+	}
+	return res
 }
 
 // ErrCode names how a query failed, for counting: the SQLSTATE of a
