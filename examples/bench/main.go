@@ -130,10 +130,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// median is the middle value, or the mean of the two middle values of an
+// even count (two rounds: their mean, not the larger).
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
-	return s[len(s)/2]
+	n := len(s)
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
 }
 
 func rawPool(ctx context.Context, url string, maxConns int32, mode pgx.QueryExecMode) (*pgxpool.Pool, error) {

@@ -48,3 +48,9 @@ func TestUnknownStep(t *testing.T) {
 	assert.Contains(t, errOut.String(), `unknown step "bogus"`)
 	assert.Empty(t, out.String(), "nothing runs")
 }
+
+func TestMedian(t *testing.T) {
+	assert.Equal(t, 2.0, median([]float64{3, 1, 2}))
+	assert.Equal(t, 1.5, median([]float64{2, 1}), "two rounds: their mean, not the larger")
+	assert.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
+}

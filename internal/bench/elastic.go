@@ -162,7 +162,7 @@ func RunFlow(ctx context.Context, directURL string, f Flow) (res ElasticResult, 
 	var total, failed atomic.Int64
 	var mu sync.Mutex
 	codes := map[string]int64{}
-	var closed, churn int64
+	var closed, churn, retried, views int64
 	sql := f.query()
 	start := func(app string) (*instance, error) {
 		p, err := f.newPool(ctx, directURL, app)
@@ -200,6 +200,8 @@ func RunFlow(ctx context.Context, directURL string, f Flow) (res ElasticResult, 
 		mu.Lock()
 		closed += st.Pooled.ElasticClosed + st.Direct.ElasticClosed
 		churn += st.Pooled.ElasticClosedLastMinute + st.Direct.ElasticClosedLastMinute
+		retried += st.Pooled.Retried + st.Direct.Retried
+		views += st.Pooled.ElasticViews + st.Direct.ElasticViews
 		mu.Unlock()
 		in.p.Close()
 	}
@@ -270,7 +272,14 @@ func RunFlow(ctx context.Context, directURL string, f Flow) (res ElasticResult, 
 			growing = len(live) <= fixed
 		}
 	}
+	// The run ends here for every instance at once: queries counted so
+	// far, and no instance left running while the others stop one by one
+	// (it would grow into their slots and count queries after the end).
 	elapsed := time.Since(began)
+	queries, fails := total.Load(), failed.Load()
+	for _, in := range live {
+		in.cancel()
+	}
 	for _, in := range live {
 		stop(in)
 	}
@@ -283,8 +292,8 @@ func RunFlow(ctx context.Context, directURL string, f Flow) (res ElasticResult, 
 	if err := drain(ctx, directURL); err != nil {
 		return ElasticResult{}, err
 	}
-	res.Queries, res.Errors, res.Codes, res.Elapsed = total.Load(), failed.Load(), codes, elapsed
-	res.ElasticClosed, res.ChurnLastMinute = closed, churn
+	res.Queries, res.Errors, res.Codes, res.Elapsed = queries, fails, codes, elapsed
+	res.ElasticClosed, res.ChurnLastMinute, res.Retried, res.Views = closed, churn, retried, views
 	if f.AdminURL != "" {
 		after, err := Sessions(ctx, f.AdminURL, directURL)
 		if err != nil {
