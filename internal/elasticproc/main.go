@@ -33,8 +33,9 @@ type Report struct {
 	// successful query.
 	FirstMillis, ElapsedMillis int64
 	// Closed is the connections elastic sharing closed (ElasticClosed),
-	// Views its looks at the server.
-	Closed, Views int64
+	// Views its looks at the server, Refused the connection attempts the
+	// server refused (Retried).
+	Closed, Views, Refused int64
 }
 
 func main() {
@@ -105,8 +106,9 @@ func run() error {
 	return json.NewEncoder(os.Stdout).Encode(Report{
 		Queries: total.Load(), Errors: failed.Load(), Codes: codes,
 		FirstMillis: first.Load(), ElapsedMillis: int64(time.Since(start) / time.Millisecond),
-		Closed: st.Pooled.ElasticClosed + st.Direct.ElasticClosed,
-		Views:  st.Pooled.ElasticViews + st.Direct.ElasticViews,
+		Closed:  st.Pooled.ElasticClosed + st.Direct.ElasticClosed,
+		Views:   st.Pooled.ElasticViews + st.Direct.ElasticViews,
+		Refused: st.Pooled.Retried + st.Direct.Retried,
 	})
 }
 
