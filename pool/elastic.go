@@ -233,29 +233,49 @@ var climbLookOff atomic.Bool
 //
 // While another look is under way the route does not climb: that look,
 // once its connection is back, admits a waiter whose acquire climbs on
-// it. usable is false when the look broke c (cut short by ctx or
-// viewTimeout mid-protocol): the caller must not have it.
-func (r *route) climbLook(ctx context.Context, c *pgxpool.Conn, held int32) (climb, usable bool) {
+// it. The look is the route's, not the caller's: it runs on a context of
+// its own, bounded by viewTimeout (a look takes about a millisecond), so
+// that a caller's deadline or cancellation cannot cut it short and cost
+// the caller the connection it waited for, and the caller's tracer does
+// not see it. usable is false when the look broke c (viewTimeout
+// mid-protocol): the caller must not have it.
+func (r *route) climbLook(c *pgxpool.Conn, held int32) (climb, usable bool) {
 	e := r.elastic
-	if e == nil || held < climbFree || e.seenHeld.Load() >= held || climbLookOff.Load() {
+	seen := e.seenHeldOf()
+	if e == nil || held < climbFree || seen >= held || climbLookOff.Load() {
 		return true, true
 	}
 	if !e.asking.CompareAndSwap(false, true) {
 		return false, true
 	}
 	defer e.asking.Store(false)
-	ctx, cancel := context.WithTimeout(ctx, viewTimeout)
+	lctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
 	defer cancel()
-	v, err := r.look(ctx, c)
+	v, err := r.look(lctx, c)
 	// Even a failed look lets the route climb: the limit of the last
 	// good one (if any) still holds, and without a view it would
 	// otherwise stay at two for good.
-	e.seenHeld.Store(held)
+	e.sawHeld(seen, held)
 	if err != nil {
-		return true, !brokenBy(ctx, c)
+		return true, !brokenBy(lctx, c)
 	}
 	r.closeIdle(r.apply(v))
 	return true, true
+}
+
+// seenHeldOf is seenHeld, 0 for a route that does not share.
+func (e *elastic) seenHeldOf() int32 {
+	if e == nil {
+		return 0
+	}
+	return e.seenHeld.Load()
+}
+
+// sawHeld records that a look was asked while the route held held
+// connections, unless forget lowered seenHeld from seen while it was
+// asked (the lower value then stands).
+func (e *elastic) sawHeld(seen, held int32) {
+	e.seenHeld.CompareAndSwap(seen, held)
 }
 
 // forget lowers what the last look covers to held connections, when the
@@ -302,8 +322,10 @@ func (r *route) shed(c *pgxpool.Conn) bool {
 func (r *route) askAndRelease(c *pgxpool.Conn) {
 	e := r.elastic
 	defer r.bg.Done()
-	defer e.asking.Store(false)
+	// left runs after asking is cleared, so that the waiter it admits
+	// may look itself if it must (climbLook).
 	defer r.left()
+	defer e.asking.Store(false)
 	pc := c.Conn().PgConn()
 	if r.isClosing() || pc.IsBusy() || pc.TxStatus() != 'I' {
 		c.Release()
@@ -311,11 +333,11 @@ func (r *route) askAndRelease(c *pgxpool.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), viewTimeout)
 	defer cancel()
-	held := r.established()
+	held, seen := r.established(), e.seenHeld.Load()
 	v, err := r.look(ctx, c)
 	// Before c goes back, so that the waiter it admits may climb on this
 	// look (climbLook). Even a failed look counts, as there.
-	e.seenHeld.Store(held)
+	e.sawHeld(seen, held)
 	if err != nil {
 		if brokenBy(ctx, c) {
 			r.closeConn(c)

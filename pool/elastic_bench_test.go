@@ -78,8 +78,14 @@ func stormRound(b *testing.B, bed *testbed.Bed, s bench.Storm, noLook bool) benc
 	return r
 }
 
+// median is the middle value, or the mean of the two middle values of an
+// even count.
 func median(x []float64) float64 {
 	y := slices.Clone(x)
 	slices.Sort(y)
-	return y[len(y)/2]
+	n := len(y)
+	if n%2 == 0 {
+		return (y[n/2-1] + y[n/2]) / 2
+	}
+	return y[n/2]
 }

@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -36,11 +35,10 @@ func TestSettleGap(t *testing.T) {
 // look itself, on the acquired connection, needs a server: see
 // TestElasticClimbsWhileHolding.
 func TestClimbLookWithoutAsking(t *testing.T) {
-	ctx := context.Background()
 	r := &route{elastic: newElastic("api#aaaaaa", nil, nil)}
 	e := r.elastic
 	climbs := func(held int32) bool {
-		climb, usable := r.climbLook(ctx, nil, held) // nil: no look may be asked on it
+		climb, usable := r.climbLook(nil, held) // nil: no look may be asked on it
 		require.True(t, usable)
 		return climb
 	}
@@ -54,9 +52,16 @@ func TestClimbLookWithoutAsking(t *testing.T) {
 	assert.EqualValues(t, 2, e.seenHeld.Load(), "a cap lowered to two forgets the look at four")
 	e.forget(3)
 	assert.EqualValues(t, 2, e.seenHeld.Load(), "forget never raises it")
+	e.seenHeld.Store(4)
+	seen := e.seenHeld.Load() // a look asked while the route held 4
+	e.forget(2)               // meanwhile a refusal lowered the cap to 2
+	e.sawHeld(seen, 4)
+	assert.EqualValues(t, 2, e.seenHeld.Load(), "a look that ends after a forget does not undo it")
+	e.sawHeld(2, 3)
+	assert.EqualValues(t, 3, e.seenHeld.Load())
 	e.asking.Store(true)
-	assert.False(t, climbs(3), "another look is under way: no climb on an old one")
-	climb, usable := (&route{}).climbLook(ctx, nil, 5)
+	assert.False(t, climbs(4), "another look is under way: no climb on an old one")
+	climb, usable := (&route{}).climbLook(nil, 5)
 	assert.True(t, climb && usable, "a route that does not share climbs as it always did")
 	(*elastic)(nil).forget(1) // a route that does not share has nothing to forget
 }

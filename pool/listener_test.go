@@ -167,7 +167,7 @@ func TestListenerSurvivesTerminateAndRestart(t *testing.T) {
 	require.Equal(t, 1, killed)
 	d := notifyUntil(t, ctx, bed.DirectURL, "jobs", c)
 	t.Logf("resumed %s after pg_terminate_backend", d.Round(time.Millisecond))
-	assert.EqualValues(t, 1, reconnects.Load())
+	assert.Eventually(t, func() bool { return reconnects.Load() == 1 }, 5*time.Second, 10*time.Millisecond, "one OnListenerReconnect per recovery (counted just after a notification delivered during the proof may be)")
 
 	for _, mode := range []testbed.Shutdown{testbed.Fast, testbed.Immediate} {
 		testbed.Fault(t, bed.StopPostgres(mode))
@@ -179,6 +179,10 @@ func TestListenerSurvivesTerminateAndRestart(t *testing.T) {
 		// (backoff capped at 1s); the measured time is logged above.
 		assert.Less(t, d, 10*time.Second)
 	}
+	// A notification can arrive while the new session is being proved,
+	// and is delivered then, just before the recovery is counted: wait
+	// for the count (CI saw 2 of 3 at the moment the ping arrived).
+	assert.Eventually(t, func() bool { return reconnects.Load() == 3 && p.Stat().Listener.Reconnects == 3 }, 5*time.Second, 10*time.Millisecond, "one OnListenerReconnect per recovery")
 	assert.EqualValues(t, 3, reconnects.Load(), "one OnListenerReconnect per recovery")
 	assert.EqualValues(t, 3, p.Stat().Listener.Reconnects)
 	n, err := bed.Count(ctx, testbed.Filter{AppName: p.Config().AppName})

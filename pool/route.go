@@ -287,7 +287,7 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 			return nil, ErrClosed
 		}
 		if err == nil {
-			if gated && r.gate.atCap() && !r.step(ctx, c) {
+			if gated && r.gate.atCap() && !r.step(c) {
 				// A look to allow climbing broke c: another one.
 				c.Release()
 				r.gate.leave()
@@ -329,11 +329,11 @@ func (r *route) acquire(ctx context.Context, gated bool) (*pgxpool.Conn, error) 
 // connections the route holds and whether it may open one more (a look
 // on c first, when elastic sharing wants one: climbLook). It reports
 // false when that look left c unusable.
-func (r *route) step(ctx context.Context, c *pgxpool.Conn) (usable bool) {
+func (r *route) step(c *pgxpool.Conn) (usable bool) {
 	held := r.established()
 	climb, usable := true, true
 	if r.elastic != nil && r.gate.wouldClimb(held) {
-		climb, usable = r.climbLook(ctx, c, held)
+		climb, usable = r.climbLook(c, held)
 	}
 	r.gate.ok(held, climb)
 	return usable
