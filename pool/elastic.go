@@ -52,10 +52,14 @@ import (
 // instead of 1.2 s. A route opens its first climbFree connections without
 // looking; each one beyond needs a look asked while it held all the
 // others (climbLook): the acquire that would climb asks on the connection
-// it just got, before its caller has it, unless a look is under way. So no
-// route climbs to its cap on a look that saw the server before the crowd
-// had logged in, and a route whose callers hold their connections for
-// long (long queries, streamed rows, DirectDB) still climbs at once.
+// it just got, before its caller has it, unless a look is under way. And
+// it needs a settled picture: no look for climbSettle has seen more live
+// instances than the one before (settled). So no route climbs on a look
+// that saw the server before the crowd had logged in, nor while instances
+// keep arriving, as 28 processes started one after another do over a
+// second or more; and a route whose callers hold their connections for
+// long (long queries, streamed rows, DirectDB) still climbs, on the
+// acquire after the picture settled.
 //
 // A quiet instance (every backend but the one its yielding asks over idle
 // for more than a second) on a server elastic sharing keeps one slot short
@@ -102,8 +106,14 @@ type elastic struct {
 	weight  func(app string) int
 	planned map[string]int // planned instances per app (SUPAPOOL_BUDGET); nil without a plan
 
-	asking   atomic.Bool  // a view is being asked: one at a time
-	shedding atomic.Bool  // a release is closing a connection above the share
+	asking   atomic.Bool // a view is being asked: one at a time
+	shedding atomic.Bool // a release is closing a connection above the share
+	nudging  atomic.Bool // nudgeWhenSettled waits: one at a time
+	// above: the route may hold more connections than its limit; set by
+	// the look that lowered it (apply), cleared by the release that finds
+	// the route within it (shed), so that releases within the limit do
+	// not count the route's connections (a lock in pgxpool) every time.
+	above    atomic.Bool
 	nextAt   atomic.Int64 // UnixNano before which no view is asked
 	gap      atomic.Int64 // the wait after the last look, settleFirst doubling up to viewEvery
 	spareAt  atomic.Int64 // UnixNano of the last view, or of the route's start
@@ -115,8 +125,13 @@ type elastic struct {
 	// (lowered with the gate's cap, forget): climbing above it needs a
 	// new look (climbLook).
 	seenHeld atomic.Int32
-	views    atomic.Int64
-	closed   atomic.Int64
+	// roseAt is the UnixNano of the last look that saw more live
+	// instances than the one before it (the first look among them), and
+	// lookAt that of the last look: the picture is settled when no look
+	// for climbSettle has seen instances arrive (settled).
+	roseAt, lookAt atomic.Int64
+	views          atomic.Int64
+	closed         atomic.Int64
 
 	// seen and keep are read and written only by the one asking (asking
 	// is held): what the last look saw, and whether the route may keep
@@ -166,6 +181,11 @@ func (e *elastic) settle(now viewSummary) {
 	if now != e.seen {
 		gap = settleFirst
 	}
+	at := time.Now().UnixNano()
+	if now.live > e.seen.live {
+		e.roseAt.Store(at)
+	}
+	e.lookAt.Store(at)
 	e.seen = now
 	e.gap.Store(int64(gap))
 	e.nextAt.Store(time.Now().Add(gap).UnixNano())
@@ -216,10 +236,21 @@ func (r *route) viewDue(now int64) bool {
 // held all the others (climbLook).
 const climbFree = 2
 
-// climbLookOff lets routes climb without a fresh look, as before
-// climbLook: for the side-by-side benchmark of what it changes
-// (BenchmarkElasticClimb, through WithoutClimbLook in a test file).
-var climbLookOff atomic.Bool
+// climbSettle is how long no look may have seen instances arrive before
+// a route climbs past climbFree (settled).
+const climbSettle = 300 * time.Millisecond
+
+// climbSettleOff lets routes climb on any look, settled or not, as before
+// the rule: for the side-by-side benchmark of what it changes
+// (BenchmarkElasticClimb, through WithoutClimbSettle in a test file).
+var climbSettleOff atomic.Bool
+
+// settled reports whether the looks so far show no instance arriving for
+// climbSettle: the last look came at least climbSettle after the last one
+// that saw more live instances than before.
+func (e *elastic) settled() bool {
+	return climbSettleOff.Load() || e.lookAt.Load()-e.roseAt.Load() >= int64(climbSettle)
+}
 
 // climbLook reports whether the route, holding held connections, may
 // open one more now; c is the connection an acquire just got, before its
@@ -231,6 +262,13 @@ var climbLookOff atomic.Bool
 // the slots they closed again once they saw the others had cost a login
 // each at the busiest moment of a storm.
 //
+// Nor does it climb while the looks show instances arriving (settled):
+// each one that arrives shrinks every share, and a route that climbed on
+// a picture without it sheds again once it is seen, at the price of a
+// login, while the late one waits for the slot. Once climbSettle has
+// passed since the last arrival seen, the next acquire at the cap looks
+// again.
+//
 // While another look is under way the route does not climb: that look,
 // once its connection is back, admits a waiter whose acquire climbs on
 // it. The look is the route's, not the caller's: it runs on a context of
@@ -241,9 +279,18 @@ var climbLookOff atomic.Bool
 // mid-protocol): the caller must not have it.
 func (r *route) climbLook(c *pgxpool.Conn, held int32) (climb, usable bool) {
 	e := r.elastic
-	seen := e.seenHeldOf()
-	if e == nil || held < climbFree || seen >= held || climbLookOff.Load() {
+	if e == nil || held < climbFree {
 		return true, true
+	}
+	seen := e.seenHeld.Load()
+	if seen >= held && e.settled() {
+		return true, true
+	}
+	if !e.settled() && time.Now().UnixNano()-e.roseAt.Load() < int64(climbSettle) {
+		// Instances arrived too lately for a look now to find the
+		// picture settled.
+		r.nudgeWhenSettled()
+		return false, true
 	}
 	if !e.asking.CompareAndSwap(false, true) {
 		return false, true
@@ -260,15 +307,41 @@ func (r *route) climbLook(c *pgxpool.Conn, held int32) (climb, usable bool) {
 		return true, !brokenBy(lctx, c)
 	}
 	r.closeIdle(r.apply(v))
+	if !e.settled() {
+		r.nudgeWhenSettled()
+		return false, true
+	}
 	return true, true
 }
 
-// seenHeldOf is seenHeld, 0 for a route that does not share.
-func (e *elastic) seenHeldOf() int32 {
-	if e == nil {
-		return 0
+// nudgeWhenSettled makes sure that a route that did not climb because
+// instances arrived lately climbs once climbSettle has passed, even when
+// no release comes to look again: its callers may hold every connection
+// (long queries, streamed rows). Unless a look came meanwhile (a release
+// or acquire that could look again), the gate then lets one waiter climb
+// (gate.nudge), whose acquire looks on the connection it opened. One
+// goroutine at a time, counted in the Pool's bg and ended by Close.
+func (r *route) nudgeWhenSettled() {
+	e := r.elastic
+	if !e.nudging.CompareAndSwap(false, true) {
+		return
 	}
-	return e.seenHeld.Load()
+	at := e.lookAt.Load()
+	wait := time.Duration(e.roseAt.Load() + int64(climbSettle) - time.Now().UnixNano())
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		defer e.nudging.Store(false)
+		t := time.NewTimer(max(wait, 0) + time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			if e.lookAt.Load() == at {
+				r.gate.nudge()
+			}
+		case <-r.closing:
+		}
+	}()
 }
 
 // sawHeld records that a look was asked while the route held held
@@ -298,7 +371,7 @@ func (e *elastic) forget(held int32) {
 // releases do not both close the last connection above the share).
 func (r *route) shed(c *pgxpool.Conn) bool {
 	e := r.elastic
-	if !e.shedding.CompareAndSwap(false, true) {
+	if !e.above.Load() || !e.shedding.CompareAndSwap(false, true) {
 		return false
 	}
 	ceil := e.ceil.Load()
@@ -306,6 +379,10 @@ func (r *route) shed(c *pgxpool.Conn) bool {
 	var conn *pgx.Conn
 	if over {
 		conn = c.Hijack() // leaves pgxpool's count before the next release looks
+	} else if e.ceil.Load() == ceil {
+		// Within the limit it was checked against: a look that lowered
+		// it since sets above again.
+		e.above.Store(false)
 	}
 	e.shedding.Store(false)
 	if over {
@@ -446,6 +523,7 @@ func (r *route) apply(v serverView) (over int) {
 	if ceil == 0 || held <= ceil {
 		return 0
 	}
+	e.above.Store(true)
 	return int(held - ceil)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ type elasticReport struct {
 	Codes                      map[string]int64
 	FirstMillis, ElapsedMillis int64
 	Closed, Views, Refused     int64
+	CPUMillis                  int64
 }
 
 // procs starts instances of internal/elasticproc (built once) against one
@@ -33,7 +35,7 @@ type elasticReport struct {
 // as a service is: nothing shared inside one test binary can then make
 // sharing work.
 type procs struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	bin  string
 	base []string // this process's environment without database settings
@@ -47,7 +49,7 @@ type proc struct {
 	out, errOut bytes.Buffer
 }
 
-func newProcs(t *testing.T, ctx context.Context, directURL string) *procs {
+func newProcs(t testing.TB, ctx context.Context, directURL string) *procs {
 	bin := filepath.Join(t.TempDir(), "elasticproc")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/supapool/supapool/internal/elasticproc")
 	out, err := build.CombinedOutput()
@@ -139,29 +141,97 @@ func TestElasticProcesses(t *testing.T) {
 // select $1::int + 1) with the budget's caps 2, then with caps 4 and no
 // budget file: every process sees 0 errors, and the budget that fits
 // closes nothing. The time of each is reported, not asserted: starting
-// 28 processes is part of it.
+// 28 processes is part of it (BenchmarkElasticProcessStorm measures the
+// ratio over alternated rounds).
 func TestElasticProcessStorm(t *testing.T) {
 	bed := testbed.NewT(t, testbed.Options{MaxConnections: 60, NoPooler: true})
-	ctx := testCtx(t)
-	ps := newProcs(t, ctx, bed.DirectURL)
+	ps := newProcs(t, testCtx(t), bed.DirectURL)
 	spec, err := bench.WriteSpec(t.TempDir(), bench.StormSpec(bench.Storm{Apps: 7, Instances: 4}))
 	require.NoError(t, err)
-	storm := func(caps int, budget string) (elapsed time.Duration, closed int64) {
-		began := time.Now()
-		var all []*proc
-		for i := 0; i < 28; i++ {
-			all = append(all, ps.start(fmt.Sprintf("storm_app%d", i/4), caps, budget, "-queries", "200", "-sleep=false"))
+	planned := ps.storm(2, spec)
+	shared := ps.storm(4, "")
+	t.Logf("28 processes: budget caps 2: %v; caps 4 with sharing and no budget file: %v; %.2f× the budget's throughput",
+		planned, shared, planned.elapsed.Seconds()/shared.elapsed.Seconds())
+	assert.Zero(t, planned.closed, "a budget that fits closes nothing")
+}
+
+// BenchmarkElasticProcessStorm runs TestElasticProcessStorm's two storms
+// side by side, in an order alternated per round, and reports the median
+// of caps 4 without a budget file against the budget's caps 2 in the same
+// round, with each case's medians of connections closed by sharing,
+// refused connects, looks, and the slowest process's time over the
+// median process's. Run with -benchtime 6x for 6 rounds.
+func BenchmarkElasticProcessStorm(b *testing.B) {
+	bed := testbed.NewT(b, testbed.Options{MaxConnections: 60, NoPooler: true})
+	ps := newProcs(b, testCtx(b), bed.DirectURL)
+	spec, err := bench.WriteSpec(b.TempDir(), bench.StormSpec(bench.Storm{Apps: 7, Instances: 4}))
+	require.NoError(b, err)
+	var x []float64
+	got := [2]map[string][]float64{{}, {}}
+	for round := 0; round < b.N; round++ {
+		var r [2]procStorm
+		for k := 0; k < 2; k++ {
+			if i := (k + round) % 2; i == 0 {
+				r[i] = ps.storm(2, spec)
+			} else {
+				r[i] = ps.storm(4, "")
+			}
 		}
-		for _, p := range all {
-			r := ps.wait(p)
-			assert.EqualValues(t, 2000, r.Queries)
-			closed += r.Closed
+		x = append(x, r[0].elapsed.Seconds()/r[1].elapsed.Seconds())
+		for i, s := range r {
+			m := got[i]
+			m["closed"] = append(m["closed"], float64(s.closed))
+			m["refused"] = append(m["refused"], float64(s.refused))
+			m["looks"] = append(m["looks"], float64(s.views))
+			m["spread"] = append(m["spread"], s.spread)
+			m["cpu-s"] = append(m["cpu-s"], s.cpu.Seconds())
 		}
-		return time.Since(began), closed
+		b.Logf("round %d: caps2 %v; caps4 %v; %.2f×", round, r[0], r[1], x[len(x)-1])
 	}
-	planned, plannedClosed := storm(2, spec)
-	shared, sharedClosed := storm(4, "")
-	t.Logf("28 processes: budget caps 2 in %v (%d closed by sharing), caps 4 with sharing and no budget file in %v (%d closed): %.2f× the budget's throughput",
-		planned.Round(time.Millisecond), plannedClosed, shared.Round(time.Millisecond), sharedClosed, planned.Seconds()/shared.Seconds())
-	assert.Zero(t, plannedClosed, "a budget that fits closes nothing")
+	for i, n := range []string{"caps2", "caps4"} {
+		for k, v := range got[i] {
+			b.ReportMetric(median(v), n+"-"+k)
+		}
+	}
+	b.ReportMetric(median(x), "caps4-x")
+	b.Logf("caps 4 without a budget file: %.2f× budget caps 2 (rounds %.2f–%.2f)", median(x), slices.Min(x), slices.Max(x))
+}
+
+// procStorm is one storm of 28 processes.
+type procStorm struct {
+	elapsed                time.Duration // from the first start to the last exit
+	closed, refused, views int64
+	cpu                    time.Duration // the processes' CPU time, all of them
+	spread                 float64       // the slowest process's time over the median process's
+	slowFirst              int64         // the latest first query, ms after its process started
+}
+
+func (s procStorm) String() string {
+	return fmt.Sprintf("%v (%d closed by sharing, %d refused, %d looks, slowest process %.2f× the median, latest first query %d ms, processes' CPU %v)",
+		s.elapsed.Round(time.Millisecond), s.closed, s.refused, s.views, s.spread, s.slowFirst, s.cpu.Round(time.Millisecond))
+}
+
+// storm runs 28 processes (7 apps × 4, 10 goroutines × 200 queries of
+// select $1::int + 1) with caps and, when set, a budget spec.
+func (ps *procs) storm(caps int, budget string) procStorm {
+	began := time.Now()
+	var all []*proc
+	for i := 0; i < 28; i++ {
+		all = append(all, ps.start(fmt.Sprintf("storm_app%d", i/4), caps, budget, "-queries", "200", "-sleep=false"))
+	}
+	var s procStorm
+	var times []float64
+	for _, p := range all {
+		r := ps.wait(p)
+		assert.EqualValues(ps.t, 2000, r.Queries)
+		s.closed += r.Closed
+		s.refused += r.Refused
+		s.views += r.Views
+		s.cpu += time.Duration(r.CPUMillis) * time.Millisecond
+		s.slowFirst = max(s.slowFirst, r.FirstMillis)
+		times = append(times, float64(r.ElapsedMillis))
+	}
+	s.elapsed = time.Since(began)
+	s.spread = slices.Max(times) / median(times)
+	return s
 }

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func TestSettleGap(t *testing.T) {
 // look itself, on the acquired connection, needs a server: see
 // TestElasticClimbsWhileHolding.
 func TestClimbLookWithoutAsking(t *testing.T) {
-	r := &route{elastic: newElastic("api#aaaaaa", nil, nil)}
+	r := testRoute(t)
 	e := r.elastic
 	climbs := func(held int32) bool {
 		climb, usable := r.climbLook(nil, held) // nil: no look may be asked on it
@@ -44,6 +45,7 @@ func TestClimbLookWithoutAsking(t *testing.T) {
 	}
 	assert.True(t, climbs(0))
 	assert.True(t, climbs(1), "the first two connections need no look")
+	settle(e)
 	e.seenHeld.Store(2)
 	assert.True(t, climbs(2), "a look taken while the route held two covers the third")
 	e.seenHeld.Store(4)
@@ -64,4 +66,56 @@ func TestClimbLookWithoutAsking(t *testing.T) {
 	climb, usable := (&route{}).climbLook(nil, 5)
 	assert.True(t, climb && usable, "a route that does not share climbs as it always did")
 	(*elastic)(nil).forget(1) // a route that does not share has nothing to forget
+}
+
+// settle makes e's looks settled: the last one came climbSettle after the
+// last that saw instances arrive.
+func settle(e *elastic) {
+	now := time.Now().UnixNano()
+	e.roseAt.Store(now - int64(climbSettle))
+	e.lookAt.Store(now)
+}
+
+// A look that sees more live instances than the one before marks the
+// picture unsettled; fewer or as many do not. While instances arrived
+// less than climbSettle ago, a route does not climb past climbFree, even
+// on a look asked at its present count, and asks no look that could not
+// find the picture settled; once climbSettle has passed with no arrival
+// seen, it climbs as before.
+func TestClimbWaitsForASettledPicture(t *testing.T) {
+	r := testRoute(t)
+	e := r.elastic
+	climbs := func(held int32) bool {
+		climb, usable := r.climbLook(nil, held) // nil: no look may be asked on it
+		require.True(t, usable)
+		return climb
+	}
+	assert.False(t, e.settled(), "no look yet")
+	e.settle(viewSummary{live: 10, pressure: pressureRoomy})
+	assert.Equal(t, e.roseAt.Load(), e.lookAt.Load(), "the first look sees instances arrive")
+	e.seenHeld.Store(2)
+	assert.False(t, climbs(2), "instances arrived just now")
+	assert.True(t, climbs(1), "the first two connections need no look")
+	rose := e.roseAt.Load()
+	e.settle(viewSummary{live: 9, pressure: pressureRoomy})
+	e.settle(viewSummary{live: 9, pressure: pressureFull})
+	assert.Equal(t, rose, e.roseAt.Load(), "an instance that left, or another pressure, is no arrival")
+	assert.Greater(t, e.lookAt.Load(), rose)
+	settle(e)
+	assert.True(t, e.settled())
+	assert.True(t, climbs(2), "settled, and a look at two covers the third")
+	e.settle(viewSummary{live: 10, pressure: pressureFull})
+	assert.False(t, e.settled(), "an instance arrived")
+	assert.False(t, climbs(2))
+	defer WithoutClimbSettle()()
+	assert.True(t, climbs(2), "without the rule, as before")
+}
+
+// testRoute is a route with elastic sharing and a gate but no server: no
+// look may be asked on it. Its nudging goroutine ends with the test.
+func testRoute(t *testing.T) *route {
+	closing := make(chan struct{})
+	r := &route{elastic: newElastic("api#aaaaaa", nil, nil), gate: newGate(4, closing), closing: closing, bg: &sync.WaitGroup{}}
+	t.Cleanup(func() { close(closing); r.bg.Wait() })
+	return r
 }

@@ -145,11 +145,14 @@ func (g *gate) admit() {
 	}
 }
 
-// atCap reports whether callers fill a cap below MaxConns, when a
-// successful acquire should tell ok how many connections the route holds.
+// atCap reports whether callers fill a cap below MaxConns and below
+// elastic sharing's limit, when a successful acquire should tell ok how
+// many connections the route holds. At the limit ok could not raise the
+// cap, so a route that keeps to its share (the common case on a full
+// server) pays nothing more per acquire.
 func (g *gate) atCap() bool {
 	c := g.cap.Load()
-	return c < g.max && g.inUse.Load() >= c
+	return c < g.max && !g.atCeil(c) && g.inUse.Load() >= c
 }
 
 // full lowers the cap to the connections the route holds (at least one, so
@@ -214,6 +217,18 @@ func (g *gate) next(held int32) (c int32, step bool) {
 	}
 	step = held >= c && c < g.max && (ceil == 0 || c < ceil) && time.Since(g.lowered) >= raiseEvery
 	return c, step
+}
+
+// nudge lets one waiter climb when callers fill a cap below MaxConns and
+// elastic sharing's limit, outside a refusal's pause: the step its probe
+// takes, but at once and without pausing the next (route.nudgeWhenSettled).
+func (g *gate) nudge() {
+	g.mu.Lock()
+	if c := g.cap.Load(); c < g.max && !g.atCeil(c) && g.waiters.Len() > 0 && g.inUse.Load() >= c && time.Since(g.lowered) >= raiseEvery {
+		g.cap.Store(c + 1)
+		g.admit()
+	}
+	g.mu.Unlock()
 }
 
 // unpause ends the pause in climbing after a refusal: elastic sharing saw

@@ -136,6 +136,12 @@ func TestGateRaisesCap(t *testing.T) {
 		g.leave()
 	}
 	assert.Zero(t, g.inUse.Load())
+	g.setCeil(2)
+	require.NoError(t, g.enter(ctx))
+	require.NoError(t, g.enter(ctx))
+	assert.False(t, g.atCap(), "at elastic sharing's limit ok has nothing to raise")
+	g.setCeil(3)
+	assert.True(t, g.atCap(), "a filled cap below a raised limit may climb")
 }
 
 // Waiters that arrive together probe once per raiseEvery for the whole
@@ -194,4 +200,32 @@ func TestGateUnderChurn(t *testing.T) {
 	assert.EqualValues(t, 200*200, admitted.Load())
 	assert.Zero(t, g.inUse.Load())
 	assert.Zero(t, g.nwait.Load())
+}
+
+// nudge admits one waiter when callers fill the cap, unless the cap is at
+// elastic sharing's limit or a refusal paused climbing; it does not pause
+// the next step.
+func TestGateNudge(t *testing.T) {
+	g := newGate(4, nil)
+	ctx := context.Background()
+	require.NoError(t, g.enter(ctx))
+	admitted := queue(t, g, 2)
+	g.setCeil(1)
+	g.nudge()
+	assert.EqualValues(t, 1, g.limit(), "at the limit")
+	g.setCeil(0)
+	g.full(1)
+	g.nudge()
+	assert.EqualValues(t, 1, g.limit(), "within a refusal's pause")
+	g.mu.Lock()
+	g.lowered = time.Now().Add(-raiseEvery)
+	g.mu.Unlock()
+	g.nudge()
+	<-admitted
+	assert.EqualValues(t, 2, g.limit())
+	g.nudge()
+	<-admitted
+	assert.EqualValues(t, 3, g.limit(), "no pause after a nudge")
+	g.nudge()
+	assert.EqualValues(t, 3, g.limit(), "nobody waits")
 }

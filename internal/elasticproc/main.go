@@ -8,6 +8,7 @@
 //
 //	elasticproc -goroutines 10 -for 10s        # run for a time
 //	elasticproc -goroutines 10 -queries 10     # or a number of queries each
+//	elasticproc -queries 200 -cpuprofile p.out # and write a CPU profile
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,8 @@ type Report struct {
 	// Views its looks at the server, Refused the connection attempts the
 	// server refused (Retried).
 	Closed, Views, Refused int64
+	// CPUMillis is the process's CPU time (user and system), start to end.
+	CPUMillis int64
 }
 
 func main() {
@@ -51,7 +55,19 @@ func run() error {
 	queries := flag.Int("queries", 0, "queries per goroutine (0: run for -for)")
 	dur := flag.Duration("for", 10*time.Second, "how long to run when -queries is 0")
 	sleep := flag.Bool("sleep", true, "hold each connection for a millisecond (pg_sleep(0.001))")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *goroutines < 1 {
 		return errors.New("-goroutines must be at least 1")
 	}
@@ -106,9 +122,10 @@ func run() error {
 	return json.NewEncoder(os.Stdout).Encode(Report{
 		Queries: total.Load(), Errors: failed.Load(), Codes: codes,
 		FirstMillis: first.Load(), ElapsedMillis: int64(time.Since(start) / time.Millisecond),
-		Closed:  st.Pooled.ElasticClosed + st.Direct.ElasticClosed,
-		Views:   st.Pooled.ElasticViews + st.Direct.ElasticViews,
-		Refused: st.Pooled.Retried + st.Direct.Retried,
+		Closed:    st.Pooled.ElasticClosed + st.Direct.ElasticClosed,
+		Views:     st.Pooled.ElasticViews + st.Direct.ElasticViews,
+		Refused:   st.Pooled.Retried + st.Direct.Retried,
+		CPUMillis: int64(bench.ProcessCPU() / time.Millisecond),
 	})
 }
 
