@@ -267,7 +267,7 @@ func (e *elastic) settled() bool {
 // a picture without it sheds again once it is seen, at the price of a
 // login, while the late one waits for the slot. Once climbSettle has
 // passed since the last arrival seen, the next acquire at the cap looks
-// again.
+// again; when none comes, nudgeWhenSettled lets one waiter climb.
 //
 // While another look is under way the route does not climb: that look,
 // once its connection is back, admits a waiter whose acquire climbs on
