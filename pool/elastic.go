@@ -58,8 +58,11 @@ import (
 // that saw the server before the crowd had logged in, nor while instances
 // keep arriving, as 28 processes started one after another do over a
 // second or more; and a route whose callers hold their connections for
-// long (long queries, streamed rows, DirectDB) still climbs, on the
-// acquire after the picture settled.
+// long (long queries, streamed rows, DirectDB) still climbs: on the
+// acquire after the picture settled, or, when no release lets one come,
+// by one connection its gate lets a waiter open without a look once
+// climbSettle has passed (nudgeWhenSettled), the look on which decides
+// the next.
 //
 // A quiet instance (every backend but the one its yielding asks over idle
 // for more than a second) on a server elastic sharing keeps one slot short
@@ -110,9 +113,11 @@ type elastic struct {
 	shedding atomic.Bool // a release is closing a connection above the share
 	nudging  atomic.Bool // nudgeWhenSettled waits: one at a time
 	// above: the route may hold more connections than its limit; set by
-	// the look that lowered it (apply), cleared by the release that finds
-	// the route within it (shed), so that releases within the limit do
-	// not count the route's connections (a lock in pgxpool) every time.
+	// every look that leaves a limit (apply: connections still being
+	// opened, or opened by Acquire, are not in its count), cleared by the
+	// release that finds the route within it (shed), so that releases
+	// within the limit do not count the route's connections (a lock in
+	// pgxpool) every time.
 	above    atomic.Bool
 	nextAt   atomic.Int64 // UnixNano before which no view is asked
 	gap      atomic.Int64 // the wait after the last look, settleFirst doubling up to viewEvery
@@ -126,7 +131,7 @@ type elastic struct {
 	// new look (climbLook).
 	seenHeld atomic.Int32
 	// roseAt is the UnixNano of the last look that saw more live
-	// instances than the one before it (the first look among them), and
+	// instances than the one before it (the first look always does), and
 	// lookAt that of the last look: the picture is settled when no look
 	// for climbSettle has seen instances arrive (settled).
 	roseAt, lookAt atomic.Int64
@@ -175,7 +180,10 @@ type viewSummary struct {
 }
 
 // settle sets the gap before the next look from what this one saw: short
-// again when the picture changed, doubled (up to viewEvery) when not.
+// again when the picture changed, doubled (up to viewEvery) when not. It
+// records when the look came (lookAt) and, when it saw more live
+// instances than the last one (the first look always does: the instance
+// itself arrived), roseAt too (settled).
 func (e *elastic) settle(now viewSummary) {
 	gap := min(2*time.Duration(e.gap.Load()), viewEvery)
 	if now != e.seen {
@@ -326,22 +334,50 @@ func (r *route) nudgeWhenSettled() {
 	if !e.nudging.CompareAndSwap(false, true) {
 		return
 	}
-	at := e.lookAt.Load()
-	wait := time.Duration(e.roseAt.Load() + int64(climbSettle) - time.Now().UnixNano())
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
 		defer e.nudging.Store(false)
-		t := time.NewTimer(max(wait, 0) + time.Millisecond)
+		at := e.lookAt.Load()
+		t := time.NewTimer(e.untilSettled())
 		defer t.Stop()
-		select {
-		case <-t.C:
-			if e.lookAt.Load() == at {
-				r.gate.nudge()
+		for {
+			select {
+			case <-t.C:
+			case <-r.closing:
+				return
 			}
-		case <-r.closing:
+			switch nudge, stop, last := e.nudgeThen(at); {
+			case nudge:
+				r.gate.nudge()
+				return
+			case stop:
+				return
+			default:
+				at = last
+				t.Reset(e.untilSettled())
+			}
 		}
 	}()
+}
+
+// untilSettled is the time left until a look could find the picture
+// settled (climbSettle after the last arrival seen), and a millisecond.
+func (e *elastic) untilSettled() time.Duration {
+	return max(time.Duration(e.roseAt.Load()+int64(climbSettle)-time.Now().UnixNano()), 0) + time.Millisecond
+}
+
+// nudgeThen is what a nudge that waited since the look at does once
+// climbSettle has passed since the last arrival seen: nudge the gate when
+// no look came meanwhile; stop when one did and found the picture settled
+// (the route climbs on it, or on the next acquire); otherwise, a look saw
+// another arrival, wait again from the last look, last.
+func (e *elastic) nudgeThen(at int64) (nudge, stop bool, last int64) {
+	last = e.lookAt.Load()
+	if last == at {
+		return true, false, last
+	}
+	return false, e.settled(), last
 }
 
 // sawHeld records that a look was asked while the route held held
@@ -379,10 +415,14 @@ func (r *route) shed(c *pgxpool.Conn) bool {
 	var conn *pgx.Conn
 	if over {
 		conn = c.Hijack() // leaves pgxpool's count before the next release looks
-	} else if e.ceil.Load() == ceil {
-		// Within the limit it was checked against: a look that lowered
-		// it since sets above again.
+	} else {
+		// Within the limit it was checked against. Cleared before the
+		// limit is read again: apply sets the limit before above, so a
+		// look that changed it meanwhile is not lost.
 		e.above.Store(false)
+		if e.ceil.Load() != ceil {
+			e.above.Store(true)
+		}
 	}
 	e.shedding.Store(false)
 	if over {
@@ -520,10 +560,13 @@ func (r *route) apply(v serverView) (over int) {
 			zap.Int("free", fs.free), zap.Int("clients", fs.clients), zap.Int32("held", held))
 	}
 	r.gate.setCeil(ceil)
-	if ceil == 0 || held <= ceil {
+	if ceil == 0 {
 		return 0
 	}
 	e.above.Store(true)
+	if held <= ceil {
+		return 0
+	}
 	return int(held - ceil)
 }
 

@@ -66,10 +66,10 @@ func TestElasticClimbsAfterLooking(t *testing.T) {
 // for a release that never came, and climbed only by the gate's blind
 // probe, one connection a second, without looking at all: here the route
 // held all four with 0 looks. Its first look sees instances arrive (its
-// own), so the picture is not settled yet (elastic.settled) and with no
-// release to look again the third connection still comes from the
-// gate's probe, about a second later; the look on it lets the fourth
-// follow.
+// own), so the picture is not settled yet (elastic.settled); with no
+// release to look again, the third connection comes from the route's
+// nudge once climbSettle has passed (nudgeWhenSettled), and the look on
+// it lets the fourth follow.
 func TestElasticClimbsWhileHolding(t *testing.T) {
 	bed := testbed.NewT(t, testbed.Options{MaxConnections: 60, NoPooler: true})
 	ctx := testCtx(t)

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -118,4 +119,63 @@ func testRoute(t *testing.T) *route {
 	r := &route{elastic: newElastic("api#aaaaaa", nil, nil), gate: newGate(4, closing), closing: closing, bg: &sync.WaitGroup{}}
 	t.Cleanup(func() { close(closing); r.bg.Wait() })
 	return r
+}
+
+// A nudge that waited nudges the gate when no look came meanwhile, stops
+// when a look came and found the picture settled, and waits on from the
+// last look when that look saw another arrival. Before it waited on, a
+// look seeing a second arrival within climbSettle ended the nudge, and a
+// route whose callers hold every connection climbed by the gate's blind
+// probe only, a second later.
+func TestNudgeThen(t *testing.T) {
+	e := newElastic("api#aaaaaa", nil, nil)
+	e.settle(viewSummary{live: 10, pressure: pressureRoomy})
+	at := e.lookAt.Load()
+	nudge, stop, last := e.nudgeThen(at)
+	assert.True(t, nudge, "no look meanwhile")
+	assert.False(t, stop)
+	assert.Equal(t, at, last)
+	e.settle(viewSummary{live: 11, pressure: pressureRoomy}) // another arrival
+	nudge, stop, last = e.nudgeThen(at)
+	assert.False(t, nudge || stop, "a look saw another arrival: wait on")
+	assert.Equal(t, e.lookAt.Load(), last)
+	settle(e) // a look that found the picture settled
+	nudge, stop, _ = e.nudgeThen(at)
+	assert.False(t, nudge)
+	assert.True(t, stop, "the look that found it settled lets the route climb")
+}
+
+// A route that did not climb because instances arrived lately, with a
+// caller waiting in its gate and no release coming, lets that caller in
+// by one step, even after a second arrival seen in the meantime: the
+// nudge's goroutine and the gate end to end, bounded for liveness only.
+// The waiter's own blind probe would also let it in after raiseEvery, so
+// TestNudgeThen is the one that tells the nudge's decision apart.
+func TestNudgeAdmitsAWaiter(t *testing.T) {
+	r := testRoute(t)
+	e, g := r.elastic, r.gate
+	g.cap.Store(2)
+	require.NoError(t, g.enter(context.Background()))
+	require.NoError(t, g.enter(context.Background()))
+	admitted := make(chan struct{})
+	go func() {
+		if g.enter(context.Background()) == nil {
+			close(admitted)
+		}
+	}()
+	require.Eventually(t, func() bool { return g.nwait.Load() == 1 }, time.Second, time.Millisecond)
+	e.settle(viewSummary{live: 10, pressure: pressureRoomy})
+	e.seenHeld.Store(2)
+	climb, _ := r.climbLook(nil, 2)
+	assert.False(t, climb, "instances arrived just now")
+	e.settle(viewSummary{live: 11, pressure: pressureRoomy}) // one more, meanwhile
+	select {
+	case <-admitted:
+	case <-time.After(5 * time.Second): // a liveness bound, not a timing claim
+		t.Fatal("the waiter was never let in")
+	}
+	assert.EqualValues(t, 3, g.limit(), "one step: the look on the new connection decides the next")
+	g.leave()
+	g.leave()
+	g.leave()
 }
