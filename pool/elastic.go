@@ -290,11 +290,11 @@ func (r *route) climbLook(c *pgxpool.Conn, held int32) (climb, usable bool) {
 	if e == nil || held < climbFree {
 		return true, true
 	}
-	seen := e.seenHeld.Load()
-	if seen >= held && e.settled() {
+	seen, settled := e.seenHeld.Load(), e.settled()
+	if seen >= held && settled {
 		return true, true
 	}
-	if !e.settled() && time.Now().UnixNano()-e.roseAt.Load() < int64(climbSettle) {
+	if !settled && time.Now().UnixNano()-e.roseAt.Load() < int64(climbSettle) {
 		// Instances arrived too lately for a look now to find the
 		// picture settled.
 		r.nudgeWhenSettled()

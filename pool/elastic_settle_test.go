@@ -39,11 +39,7 @@ func TestSettleGap(t *testing.T) {
 func TestClimbLookWithoutAsking(t *testing.T) {
 	r := testRoute(t)
 	e := r.elastic
-	climbs := func(held int32) bool {
-		climb, usable := r.climbLook(nil, held) // nil: no look may be asked on it
-		require.True(t, usable)
-		return climb
-	}
+	climbs := climbsWithoutAsking(t, r)
 	assert.True(t, climbs(0))
 	assert.True(t, climbs(1), "the first two connections need no look")
 	settle(e)
@@ -86,11 +82,7 @@ func settle(e *elastic) {
 func TestClimbWaitsForASettledPicture(t *testing.T) {
 	r := testRoute(t)
 	e := r.elastic
-	climbs := func(held int32) bool {
-		climb, usable := r.climbLook(nil, held) // nil: no look may be asked on it
-		require.True(t, usable)
-		return climb
-	}
+	climbs := climbsWithoutAsking(t, r)
 	assert.False(t, e.settled(), "no look yet")
 	e.settle(viewSummary{live: 10, pressure: pressureRoomy})
 	assert.Equal(t, e.roseAt.Load(), e.lookAt.Load(), "the first look sees instances arrive")
@@ -178,4 +170,14 @@ func TestNudgeAdmitsAWaiter(t *testing.T) {
 	g.leave()
 	g.leave()
 	g.leave()
+}
+
+// climbsWithoutAsking is climbLook on r with no connection: no look may be
+// asked on it, and none may leave it unusable.
+func climbsWithoutAsking(t *testing.T, r *route) func(held int32) bool {
+	return func(held int32) bool {
+		climb, usable := r.climbLook(nil, held)
+		require.True(t, usable)
+		return climb
+	}
 }

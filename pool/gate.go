@@ -93,11 +93,7 @@ func (g *gate) enter(ctx context.Context) error {
 			return nil
 		case <-probe.C:
 			g.mu.Lock()
-			if c := g.cap.Load(); c < g.max && !g.atCeil(c) && g.inUse.Load() >= c && time.Since(g.lowered) >= raiseEvery {
-				g.cap.Store(c + 1)
-				g.lowered = time.Now()
-				g.admit()
-			}
+			g.blindStep(true)
 			g.mu.Unlock()
 			probe.Reset(raiseEvery)
 		case <-ctx.Done():
@@ -224,11 +220,25 @@ func (g *gate) next(held int32) (c int32, step bool) {
 // takes, but at once and without pausing the next (route.nudgeWhenSettled).
 func (g *gate) nudge() {
 	g.mu.Lock()
-	if c := g.cap.Load(); c < g.max && !g.atCeil(c) && g.waiters.Len() > 0 && g.inUse.Load() >= c && time.Since(g.lowered) >= raiseEvery {
-		g.cap.Store(c + 1)
-		g.admit()
-	}
+	g.blindStep(false)
 	g.mu.Unlock()
+}
+
+// blindStep raises the cap by one and admits a waiter, without a
+// successful acquire to go by, when callers fill a cap below MaxConns and
+// elastic sharing's limit while somebody waits, outside a refusal's
+// pause; pause starts a new one (the waiters' probe: one blind step per
+// raiseEvery for the whole gate). g.mu is held.
+func (g *gate) blindStep(pause bool) {
+	c := g.cap.Load()
+	if c >= g.max || g.atCeil(c) || g.waiters.Len() == 0 || g.inUse.Load() < c || time.Since(g.lowered) < raiseEvery {
+		return
+	}
+	g.cap.Store(c + 1)
+	if pause {
+		g.lowered = time.Now()
+	}
+	g.admit()
 }
 
 // unpause ends the pause in climbing after a refusal: elastic sharing saw
